@@ -1,0 +1,327 @@
+package saml
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"strings"
+	"time"
+
+	crewjam "github.com/crewjam/saml"
+)
+
+// statusSuccess is the top-level StatusCode of a successful response.
+const statusSuccess = "urn:oasis:names:tc:SAML:2.0:status:Success"
+
+// bearerMethod is the SubjectConfirmation Method of the web browser SSO
+// profile.
+const bearerMethod = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+
+// maxStatusMessage is the longest StatusMessage kept in a StatusError.
+const maxStatusMessage = 300
+
+// Assertion is what a verified response says about the user.
+type Assertion struct {
+	// ID is the assertion's ID, which the replay cache records.
+	ID string
+	// Issuer is the IdP's entityID.
+	Issuer string
+	// InResponseTo is the AuthnRequest ID the assertion answers, or ""
+	// for an IdP-initiated login.
+	InResponseTo string
+	// NameID is the subject's NameID, e.g. the user's email address.
+	NameID string
+	// NameIDFormat is the NameID's Format URI, or "".
+	NameIDFormat string
+	// SessionIndex is the SessionIndex of the first AuthnStatement (Azure
+	// sets it to the assertion ID); it identifies the IdP session in
+	// logout requests.
+	SessionIndex string
+	// IssueInstant is when the IdP issued the assertion.
+	IssueInstant time.Time
+	// NotOnOrAfter is the end of the assertion's validity (its Conditions
+	// NotOnOrAfter), or the zero time if it has none.
+	NotOnOrAfter time.Time
+	// Attributes maps each attribute's Name (for Azure, the full claim URI)
+	// to its values, in the order they appear in the assertion.
+	Attributes map[string][]string
+}
+
+// ParseResponse verifies samlResponse, the base64 SAMLResponse form value
+// posted to the ACS, and returns the assertion it carries.
+//
+// requestIDs are the IDs of the AuthnRequests this login may answer (from
+// AuthnRequestURL, kept server-side); it is empty for a login that started
+// at the IdP. ParseResponse checks:
+//   - size (Config.MaxResponseBytes), base64 and XML well-formedness, and
+//     refuses any DOCTYPE before parsing;
+//   - the XML signature against the IdP's signing certificates: the
+//     assertion, the response or both must be signed (Azure signs only the
+//     assertion by default), and every signature present must verify;
+//   - Destination and SubjectConfirmationData Recipient = the ACS URL,
+//     Audience = the SP's entityID, Issuer = the IdP's entityID;
+//   - IssueInstant, NotBefore and NotOnOrAfter, allowing crewjam/saml's
+//     clock skew (MaxClockSkew, 3 minutes); the response must also arrive
+//     within crewjam's MaxIssueDelay (90 seconds) of its IssueInstant;
+//   - InResponseTo: it must be one of requestIDs; an empty one is
+//     accepted only if Config.AllowIdPInitiated;
+//   - the Status, which must be Success;
+//   - and, last, that the assertion ID has not been used before, through
+//     the replay cache, with ctx. It is recorded until the assertion can
+//     no longer be accepted anyway.
+//
+// Every refusal is an *Error whose Reason says why.
+func (sp *SP) ParseResponse(ctx context.Context, samlResponse string, requestIDs []string) (*Assertion, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &Error{Reason: ReasonInternal, Err: err}
+	}
+	raw, rerr := sp.decode(samlResponse)
+	if rerr != nil {
+		return nil, rerr
+	}
+	info, rerr := inspectResponse(raw)
+	if rerr != nil {
+		return nil, rerr
+	}
+
+	a, err := sp.sp.ParseXMLResponse(raw, requestIDs, sp.acsURL)
+	if err != nil {
+		return nil, sp.classify(err, info)
+	}
+
+	if a.ID == "" {
+		// Only possible when just the Response is signed; without an ID
+		// the assertion cannot be checked for replay.
+		return nil, refuse(ReasonMalformed, "the assertion has no ID")
+	}
+	first, err := sp.replay.MarkAssertionUsed(ctx, a.ID, replayUntil(a))
+	if err != nil {
+		return nil, refuse(ReasonInternal, "recording assertion %q in the replay cache: %w", a.ID, err)
+	}
+	if !first {
+		return nil, refuse(ReasonReplay, "assertion %q has already been used", a.ID)
+	}
+	return newAssertion(a), nil
+}
+
+// decode checks the size of the SAMLResponse form value and decodes it.
+func (sp *SP) decode(samlResponse string) ([]byte, *Error) {
+	samlResponse = strings.TrimSpace(samlResponse)
+	if samlResponse == "" {
+		return nil, refuse(ReasonMalformed, "SAMLResponse is empty")
+	}
+	// Allow for line breaks in the encoding, but do not decode input that
+	// is certainly too large.
+	if len(samlResponse) > 2*base64.StdEncoding.EncodedLen(sp.maxBytes) {
+		return nil, refuse(ReasonMalformed, "SAMLResponse is larger than %d bytes", sp.maxBytes)
+	}
+	raw, err := base64.StdEncoding.DecodeString(samlResponse)
+	if err != nil {
+		return nil, refuse(ReasonMalformed, "SAMLResponse is not valid base64: %w", err)
+	}
+	if len(raw) > sp.maxBytes {
+		return nil, refuse(ReasonMalformed, "SAMLResponse is larger than %d bytes (%d)", sp.maxBytes, len(raw))
+	}
+	return raw, nil
+}
+
+// responseInfo is what inspectResponse reads from a response before it is
+// verified. It is used only to refuse early and to explain refusals, never
+// to accept anything.
+type responseInfo struct {
+	// inResponseTo holds the InResponseTo of the Response and of each
+	// SubjectConfirmationData, empty ones included.
+	inResponseTo []string
+	// responseSigned and assertionSigned report a Signature child of the
+	// Response and of an Assertion.
+	responseSigned, assertionSigned bool
+	assertions, encryptedAssertions int
+	// status is the Status of the Response.
+	status StatusError
+}
+
+// unsolicited reports whether the response answers no request at all.
+func (info *responseInfo) unsolicited() bool {
+	for _, id := range info.inResponseTo {
+		if id != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// inspectResponse checks that raw is a well-formed XML document without a
+// DOCTYPE whose root is a SAML Response, and reads responseInfo from it. It
+// refuses a successful response that nothing claims to sign and one with an
+// encrypted assertion, which this SP has no key to decrypt.
+func inspectResponse(raw []byte) (*responseInfo, *Error) {
+	info := &responseInfo{}
+	err := scanXML(raw, func(path []xml.Name, tok xml.Token) error {
+		el := path[len(path)-1]
+		if text, ok := tok.(xml.CharData); ok {
+			if len(path) == 3 && el == (xml.Name{Space: nsProtocol, Local: "StatusMessage"}) && path[1] == (xml.Name{Space: nsProtocol, Local: "Status"}) {
+				info.status.Message += string(text)
+			}
+			return nil
+		}
+		start := tok.(xml.StartElement)
+		switch {
+		case len(path) == 1:
+			if el != (xml.Name{Space: nsProtocol, Local: "Response"}) {
+				if el.Space != "" {
+					return refuse(ReasonMalformed, "not a SAML Response: root element is <%s> in namespace %q", el.Local, el.Space)
+				}
+				return refuse(ReasonMalformed, "not a SAML Response: root element is <%s>", el.Local)
+			}
+			info.inResponseTo = append(info.inResponseTo, attr(start, "InResponseTo"))
+		case len(path) == 2 && el == xml.Name{Space: nsDSig, Local: "Signature"}:
+			info.responseSigned = true
+		case len(path) == 2 && el == xml.Name{Space: nsAssertion, Local: "Assertion"}:
+			info.assertions++
+		case len(path) == 2 && el == xml.Name{Space: nsAssertion, Local: "EncryptedAssertion"}:
+			info.encryptedAssertions++
+		case len(path) == 3 && el == xml.Name{Space: nsDSig, Local: "Signature"} && path[1] == xml.Name{Space: nsAssertion, Local: "Assertion"}:
+			info.assertionSigned = true
+		case el == xml.Name{Space: nsAssertion, Local: "SubjectConfirmationData"}:
+			info.inResponseTo = append(info.inResponseTo, attr(start, "InResponseTo"))
+		case el == xml.Name{Space: nsProtocol, Local: "StatusCode"} && path[1] == xml.Name{Space: nsProtocol, Local: "Status"}:
+			// Response/Status/StatusCode[/StatusCode]
+			switch len(path) {
+			case 3:
+				info.status.Code = attr(start, "Value")
+			case 4:
+				info.status.SubCode = attr(start, "Value")
+			}
+		}
+		return nil
+	})
+	var rerr *Error
+	var syntax *xmlSyntaxError
+	switch {
+	case err == nil:
+	case errors.As(err, &rerr):
+		return nil, rerr
+	case errors.Is(err, errDoctype), errors.Is(err, errHTMLDoctype):
+		return nil, refuse(ReasonMalformed, "response has a DOCTYPE declaration")
+	case errors.Is(err, errNoRoot):
+		return nil, refuse(ReasonMalformed, "SAMLResponse is not XML")
+	case errors.As(err, &syntax):
+		return nil, refuse(ReasonMalformed, "SAMLResponse is not well-formed XML: %w", err)
+	default:
+		return nil, refuse(ReasonMalformed, "reading SAMLResponse: %w", err)
+	}
+	info.status.Message = truncate(strings.TrimSpace(info.status.Message), maxStatusMessage)
+
+	if info.encryptedAssertions > 0 {
+		return nil, refuse(ReasonMalformed, "the assertion is encrypted, which this SP does not support: turn off token encryption for the application at the IdP")
+	}
+	if info.status.Code == statusSuccess && !info.responseSigned && !info.assertionSigned {
+		return nil, refuse(ReasonSignature, "neither the Response nor its Assertion is signed")
+	}
+	return info, nil
+}
+
+// classify turns an error of crewjam's ParseXMLResponse into an *Error,
+// using crewjam's typed errors.
+func (sp *SP) classify(err error, info *responseInfo) *Error {
+	var invalid *crewjam.InvalidResponseError
+	if errors.As(err, &invalid) && invalid.PrivateErr != nil {
+		err = invalid.PrivateErr
+	}
+	var status crewjam.ErrBadStatus
+	reason := ReasonMalformed
+	switch {
+	case errors.As(err, &status):
+		st := info.status
+		if st.Code == "" {
+			st.Code = status.Status
+		}
+		return &Error{Reason: ReasonIdPStatus, Err: &st}
+	// Certificate errors also match ErrInvalidSignature: test them first.
+	case errors.Is(err, crewjam.ErrUntrustedCertificate):
+		reason = ReasonUntrustedCert
+	case errors.Is(err, crewjam.ErrCertificateNotValidNow):
+		reason = ReasonCertificateExpired
+	case errors.Is(err, crewjam.ErrInvalidSignature):
+		reason = ReasonSignature
+	case errors.Is(err, crewjam.ErrExpired):
+		reason = ReasonExpired
+	case errors.Is(err, crewjam.ErrNotYetValid):
+		reason = ReasonNotYetValid
+	case errors.Is(err, crewjam.ErrIssuerMismatch):
+		reason = ReasonIssuer
+	case errors.Is(err, crewjam.ErrDestinationMismatch):
+		reason = ReasonDestination
+	case errors.Is(err, crewjam.ErrAudienceMismatch):
+		reason = ReasonAudience
+	case errors.Is(err, crewjam.ErrRequestIDMismatch):
+		reason = ReasonRequestID
+		if !sp.allowIdP && info.unsolicited() {
+			reason = ReasonUnsolicited
+		}
+	}
+	// Everything else (ErrMalformedMessage, ErrMissingElement,
+	// ErrUnsupported, ErrDecryptionFailed and the few errors crewjam does
+	// not classify) is a response this SP cannot use.
+	return &Error{Reason: reason, Err: err}
+}
+
+// replayUntil returns how long the ID of a, a verified assertion, must be
+// remembered: until the latest moment at which crewjam could still accept
+// it, by any of its time limits, plus the allowed clock skew. That is later
+// than strictly needed (crewjam refuses at the earliest limit), so a record
+// never disappears while the assertion is still acceptable, whatever the
+// limits are.
+func replayUntil(a *crewjam.Assertion) time.Time {
+	until := a.IssueInstant.Add(crewjam.MaxIssueDelay)
+	if c := a.Conditions; c != nil && c.NotOnOrAfter.After(until) {
+		until = c.NotOnOrAfter
+	}
+	if s := a.Subject; s != nil {
+		for _, sc := range s.SubjectConfirmations {
+			if d := sc.SubjectConfirmationData; sc.Method == bearerMethod && d != nil && d.NotOnOrAfter.After(until) {
+				until = d.NotOnOrAfter
+			}
+		}
+	}
+	return until.Add(crewjam.MaxClockSkew)
+}
+
+// newAssertion copies what callers need from a, a verified assertion.
+func newAssertion(a *crewjam.Assertion) *Assertion {
+	out := &Assertion{
+		ID:           a.ID,
+		Issuer:       a.Issuer.Value,
+		IssueInstant: a.IssueInstant,
+		Attributes:   map[string][]string{},
+	}
+	if a.Conditions != nil {
+		out.NotOnOrAfter = a.Conditions.NotOnOrAfter
+	}
+	if s := a.Subject; s != nil {
+		if s.NameID != nil {
+			out.NameID = strings.TrimSpace(s.NameID.Value)
+			out.NameIDFormat = s.NameID.Format
+		}
+		for _, sc := range s.SubjectConfirmations {
+			if d := sc.SubjectConfirmationData; sc.Method == bearerMethod && d != nil && d.InResponseTo != "" {
+				out.InResponseTo = d.InResponseTo
+				break
+			}
+		}
+	}
+	if len(a.AuthnStatements) > 0 {
+		out.SessionIndex = a.AuthnStatements[0].SessionIndex
+	}
+	for _, st := range a.AttributeStatements {
+		for _, at := range st.Attributes {
+			values := out.Attributes[at.Name]
+			for _, v := range at.Values {
+				values = append(values, v.Value)
+			}
+			out.Attributes[at.Name] = values
+		}
+	}
+	return out
+}

@@ -1,0 +1,352 @@
+// Package saml is the SAML 2.0 service provider (SP) core of engage-sso: one
+// SP per provider (Azure AD enterprise application). It imports IdP
+// metadata, builds AuthnRequests for the HTTP-Redirect binding, publishes SP
+// metadata and verifies the responses posted to the assertion consumer
+// service (ACS).
+//
+// It wraps the protocol core of github.com/crewjam/saml, and adds what it
+// leaves to the caller: input limits and DOCTYPE refusal, a replay cache
+// with context and fail-closed errors, classification of every refusal into
+// a stable Reason with a message safe for users, and a clock that is a
+// field rather than a package global, so SPs with different clocks can run
+// side by side. It knows nothing about HTTP handlers or Caddy.
+package saml
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	crewjam "github.com/crewjam/saml"
+	"github.com/jonboulle/clockwork"
+	dsig "github.com/russellhaering/goxmldsig"
+)
+
+// DefaultMaxResponseBytes is the default limit on the size of a decoded
+// SAMLResponse. Azure AD responses are a few kilobytes, more with many
+// group claims.
+const DefaultMaxResponseBytes = 256 << 10
+
+// maxEntityIDLength is the longest entityID SAML metadata allows
+// (saml-metadata-2.0-os §2.3.2).
+const maxEntityIDLength = 1024
+
+// ReplayCache remembers the IDs of the assertions that have been accepted,
+// so that each is accepted only once. It must be safe for concurrent use
+// and shared by every instance that serves the same ACS, so it usually
+// lives in the session store.
+type ReplayCache interface {
+	// MarkAssertionUsed atomically records id until the given time (after
+	// which the assertion is refused as expired anyway, so the record may
+	// be dropped). first is false when id was already recorded. An error
+	// means the check could not be made; the login is then refused.
+	MarkAssertionUsed(ctx context.Context, id string, until time.Time) (first bool, err error)
+}
+
+// Config configures an SP for one provider.
+type Config struct {
+	// EntityID is the SP's entityID: the Azure "Identifier (Entity ID)",
+	// e.g. https://engage.example.com/sso/saml/contoso. It must be an
+	// absolute URI; it is the Issuer of AuthnRequests and the audience
+	// assertions must be restricted to.
+	EntityID string
+
+	// ACSURL is the assertion consumer service URL, where the IdP posts
+	// responses (the Azure "Reply URL"), e.g.
+	// https://engage.example.com/sso/saml/contoso/acs. It must be an https
+	// URL (http only for loopback hosts) written in canonical form, since
+	// responses must name it exactly as their Destination and Recipient.
+	ACSURL string
+
+	// MetadataURL is where this SP's metadata is published, e.g.
+	// https://engage.example.com/sso/saml/contoso/metadata. Optional; it is
+	// checked like ACSURL when set.
+	MetadataURL string
+
+	// IdP is the identity provider's metadata. Only its EntityID,
+	// SSORedirectURL, SSOPostURL, SLORedirectURL and SigningCerts are used.
+	IdP *IdPMetadata
+
+	// AllowIdPInitiated accepts responses that answer no AuthnRequest
+	// (IdP-initiated login, e.g. Azure My Apps).
+	AllowIdPInitiated bool
+
+	// Replay records used assertion IDs. It is required: New fails without
+	// one, so that replay protection cannot be forgotten.
+	Replay ReplayCache
+
+	// Now returns the current time. Nil means time.Now. It is the clock of
+	// every time check, including the certificate validity checks of
+	// signature verification.
+	Now func() time.Time
+
+	// Rand is the source of AuthnRequest IDs. Nil means crypto/rand.
+	Rand io.Reader
+
+	// MaxResponseBytes limits the size of a decoded SAMLResponse; larger
+	// ones are refused before they are parsed. Zero means
+	// DefaultMaxResponseBytes.
+	MaxResponseBytes int
+}
+
+// SP is a SAML service provider for one identity provider. It is safe for
+// concurrent use.
+type SP struct {
+	sp       *crewjam.ServiceProvider
+	entityID string
+	acsURL   url.URL
+	ssoURL   string
+	replay   ReplayCache
+	rand     io.Reader
+	maxBytes int
+	allowIdP bool
+}
+
+// New checks cfg and returns an SP for it.
+func New(cfg Config) (*SP, error) {
+	if err := checkEntityID(cfg.EntityID); err != nil {
+		return nil, fmt.Errorf("saml: entity ID: %w", err)
+	}
+	acsURL, err := parseEndpointURL(cfg.ACSURL)
+	if err != nil {
+		return nil, fmt.Errorf("saml: ACS URL: %w", err)
+	}
+	var metadataURL url.URL
+	if cfg.MetadataURL != "" {
+		u, err := parseEndpointURL(cfg.MetadataURL)
+		if err != nil {
+			return nil, fmt.Errorf("saml: metadata URL: %w", err)
+		}
+		metadataURL = *u
+	}
+	if cfg.IdP == nil {
+		return nil, errors.New("saml: no IdP metadata")
+	}
+	idpDesc, err := idpDescriptorFor(cfg.IdP)
+	if err != nil {
+		return nil, fmt.Errorf("saml: IdP metadata: %w", err)
+	}
+	if cfg.Replay == nil {
+		return nil, errors.New("saml: no replay cache: assertions could be replayed")
+	}
+	if cfg.MaxResponseBytes < 0 {
+		return nil, fmt.Errorf("saml: negative MaxResponseBytes %d", cfg.MaxResponseBytes)
+	}
+
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	random := cfg.Rand
+	if random == nil {
+		random = rand.Reader
+	}
+	maxBytes := cfg.MaxResponseBytes
+	if maxBytes == 0 {
+		maxBytes = DefaultMaxResponseBytes
+	}
+
+	sp := &crewjam.ServiceProvider{
+		EntityID:    cfg.EntityID,
+		AcsURL:      *acsURL,
+		MetadataURL: metadataURL,
+		IDPMetadata: idpDesc,
+		// Azure honours the NameIDPolicy Format of a request over the
+		// format the administrator configured for the application, and
+		// ignores AllowCreate. Unspecified (sent as no Format at all)
+		// leaves the choice to the administrator; Azure's default is
+		// emailAddress.
+		AuthnNameIDFormat: crewjam.UnspecifiedNameIDFormat,
+		// Responses are accepted through the HTTP-POST binding only.
+		AssertionConsumerServiceBindings: []string{crewjam.HTTPPostBinding},
+		AllowIDPInitiated:                cfg.AllowIdPInitiated,
+		// RelayState must not exceed 80 bytes (saml-bindings §3.4.3):
+		// callers pass an opaque key, never a URL.
+		LimitRelayStateLength: true,
+		Clock:                 dsig.NewFakeClock(funcClock{Clock: clockwork.NewRealClock(), now: now}),
+		// Replay is checked by ParseResponse after verification, with
+		// the request's context (crewjam's cache interface has none).
+		ReplayCache: nil,
+	}
+	return &SP{
+		sp:       sp,
+		entityID: cfg.EntityID,
+		acsURL:   *acsURL,
+		ssoURL:   cfg.IdP.SSORedirectURL,
+		replay:   cfg.Replay,
+		rand:     random,
+		maxBytes: maxBytes,
+		allowIdP: cfg.AllowIdPInitiated,
+	}, nil
+}
+
+// EntityID returns the SP's entityID.
+func (sp *SP) EntityID() string { return sp.entityID }
+
+// ACSURL returns the assertion consumer service URL.
+func (sp *SP) ACSURL() string { return sp.acsURL.String() }
+
+// AuthnRequestURL builds an AuthnRequest for the IdP's HTTP-Redirect
+// SingleSignOnService and returns the URL to redirect the browser to, with
+// relayState as its RelayState, and the request's ID. The caller stores the
+// ID server-side, bound to the browser, and passes it to ParseResponse to
+// check the response's InResponseTo.
+//
+// The request is unsigned (Azure does not require signed requests), asks
+// for the response at the ACS URL with the HTTP-POST binding, and has a
+// NameIDPolicy without Format, so that the NameID format configured at the
+// IdP applies. relayState must be at most 80 bytes.
+func (sp *SP) AuthnRequestURL(relayState string) (redirect string, requestID string, err error) {
+	req, err := sp.sp.MakeAuthenticationRequest(sp.ssoURL, crewjam.HTTPRedirectBinding, crewjam.HTTPPostBinding)
+	if err != nil {
+		return "", "", fmt.Errorf("saml: building AuthnRequest: %w", err)
+	}
+	// The ID comes from sp.rand rather than crewjam's package-level
+	// source; the request is not signed, so it can be replaced.
+	if req.ID, err = newRequestID(sp.rand); err != nil {
+		return "", "", fmt.Errorf("saml: building AuthnRequest: %w", err)
+	}
+	u, err := req.Redirect(relayState, sp.sp)
+	if err != nil {
+		return "", "", fmt.Errorf("saml: building AuthnRequest redirect: %w", err)
+	}
+	return u.String(), req.ID, nil
+}
+
+// Metadata returns the SP's metadata document: an EntityDescriptor with an
+// SPSSODescriptor that has the ACS URL for the HTTP-POST binding,
+// AuthnRequestsSigned="false" and WantAssertionsSigned="true". It can be
+// uploaded to Azure ("Upload metadata file") to fill in the Identifier and
+// Reply URL.
+func (sp *SP) Metadata() ([]byte, error) {
+	out, err := xml.MarshalIndent(sp.sp.Metadata(), "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("saml: encoding SP metadata: %w", err)
+	}
+	return append([]byte(xml.Header), out...), nil
+}
+
+// newRequestID returns a random xs:ID for an AuthnRequest: "id-" and 40 hex
+// digits.
+func newRequestID(r io.Reader) (string, error) {
+	var b [20]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("reading random ID: %w", err)
+	}
+	return "id-" + hex.EncodeToString(b[:]), nil
+}
+
+// checkEntityID checks that id is an absolute URI of at most 1024
+// characters, such as https://..., urn:... or spn:....
+func checkEntityID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("empty")
+	case len(id) > maxEntityIDLength:
+		return fmt.Errorf("longer than %d characters", maxEntityIDLength)
+	case strings.TrimSpace(id) != id || strings.ContainsAny(id, " \t\r\n"):
+		return fmt.Errorf("%q contains white space", id)
+	}
+	u, err := url.Parse(id)
+	if err != nil {
+		return fmt.Errorf("%q is not a URI: %w", id, err)
+	}
+	if u.Scheme == "" {
+		return fmt.Errorf("%q is not an absolute URI", id)
+	}
+	return nil
+}
+
+// parseEndpointURL parses an endpoint URL of this SP: absolute, https (http
+// for loopback hosts only), without a fragment, and in canonical form.
+func parseEndpointURL(s string) (*url.URL, error) {
+	if s == "" {
+		return nil, errors.New("empty")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a URL: %w", s, err)
+	}
+	if err := checkSecureURL(u); err != nil {
+		return nil, fmt.Errorf("%q: %w", s, err)
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") {
+		return nil, fmt.Errorf("%q has a fragment", s)
+	}
+	if u.String() != s {
+		return nil, fmt.Errorf("%q is not in canonical form (it would be written %q)", s, u.String())
+	}
+	return u, nil
+}
+
+// idpDescriptorFor builds the EntityDescriptor crewjam's ServiceProvider
+// reads from m, so that m (not whatever else the parsed metadata held) is
+// what the SP trusts.
+func idpDescriptorFor(m *IdPMetadata) (*crewjam.EntityDescriptor, error) {
+	if m.EntityID == "" {
+		return nil, errors.New("no entityID")
+	}
+	if m.SSORedirectURL == "" {
+		return nil, ErrNoRedirectSSO
+	}
+	if u, err := url.Parse(m.SSORedirectURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("SingleSignOnService location %q is not an http(s) URL", m.SSORedirectURL)
+	}
+	if len(m.SigningCerts) == 0 {
+		return nil, ErrNoSigningCert
+	}
+	keys := make([]crewjam.KeyDescriptor, 0, len(m.SigningCerts))
+	for i, c := range m.SigningCerts {
+		if c == nil {
+			return nil, fmt.Errorf("signing certificate %d is nil", i+1)
+		}
+		keys = append(keys, crewjam.KeyDescriptor{
+			Use: "signing",
+			KeyInfo: crewjam.KeyInfo{X509Data: crewjam.X509Data{
+				X509Certificates: []crewjam.X509Certificate{{Data: base64.StdEncoding.EncodeToString(c.Raw)}},
+			}},
+		})
+	}
+	sso := []crewjam.Endpoint{{Binding: crewjam.HTTPRedirectBinding, Location: m.SSORedirectURL}}
+	if m.SSOPostURL != "" {
+		sso = append(sso, crewjam.Endpoint{Binding: crewjam.HTTPPostBinding, Location: m.SSOPostURL})
+	}
+	var slo []crewjam.Endpoint
+	if m.SLORedirectURL != "" {
+		slo = append(slo, crewjam.Endpoint{Binding: crewjam.HTTPRedirectBinding, Location: m.SLORedirectURL})
+	}
+	return &crewjam.EntityDescriptor{
+		EntityID: m.EntityID,
+		IDPSSODescriptors: []crewjam.IDPSSODescriptor{{
+			SSODescriptor: crewjam.SSODescriptor{
+				RoleDescriptor: crewjam.RoleDescriptor{
+					ProtocolSupportEnumeration: nsProtocol,
+					KeyDescriptors:             keys,
+				},
+				SingleLogoutServices: slo,
+			},
+			SingleSignOnServices: sso,
+		}},
+	}, nil
+}
+
+// funcClock is a clockwork.Clock whose time is now(); its timers are those
+// of the embedded real clock (crewjam and goxmldsig only read the time).
+// Wrapped in a dsig.Clock it is the per-SP clock crewjam supports, instead
+// of its package-level TimeNow and Clock.
+type funcClock struct {
+	clockwork.Clock
+	now func() time.Time
+}
+
+func (c funcClock) Now() time.Time                  { return c.now() }
+func (c funcClock) Since(t time.Time) time.Duration { return c.now().Sub(t) }
+func (c funcClock) Until(t time.Time) time.Duration { return t.Sub(c.now()) }
