@@ -1,0 +1,400 @@
+// Package caddymodule is the Caddy glue of engage-sso: the `engage_sso` app
+// (global option) that owns companies, providers, keys and the session
+// store, and the `engage_sso` HTTP handler (site directive) that guards a
+// site and serves the /sso/ endpoints. The protocol and policy logic lives
+// in the sub-packages; this package wires them to Caddy.
+package caddymodule
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/engage-sso/engage-sso/caddymodule/identity"
+	"github.com/engage-sso/engage-sso/caddymodule/session"
+	"github.com/engage-sso/engage-sso/caddymodule/token"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the `engage_sso` app: one per Caddy process, shared by every site
+// that uses the `engage_sso` handler. It holds the companies and their
+// providers, the session store and the identity-token signing keys.
+type App struct {
+	// BaseURL is the public URL of the protected site, scheme and host only,
+	// such as "https://engage.example.com". The SAML endpoints Azure is told
+	// about are built from it: Identifier {base_url}/sso/saml/{label},
+	// Reply URL {base_url}/sso/saml/{label}/acs. Required when a company is
+	// configured. Cookies are marked Secure when it is https.
+	BaseURL string `json:"base_url,omitempty"`
+
+	// StoreRaw is the session store module (namespace engage_sso.stores).
+	// Default: the in-memory store, for a single Caddy instance.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=engage_sso.stores inline_key=backend"`
+
+	// Session configures the sign-in session and its cookie.
+	Session SessionConfig `json:"session,omitzero"`
+
+	// Token configures the identity token sent upstream.
+	Token TokenConfig `json:"token,omitzero"`
+
+	// Companies are the tenants, each with its authorised domains and
+	// providers.
+	Companies []*Company `json:"companies,omitempty"`
+
+	store     session.Store
+	storeMod  StoreModule
+	keys      *token.KeySet
+	keyPool   string
+	minter    *token.Minter
+	tokens    *tokenCache
+	providers map[string]*provider
+	byDomain  map[string]*Company
+	wildcard  []domainRule
+	logger    *zap.Logger
+	metrics   *metrics
+	cancel    context.CancelFunc
+	now       func() time.Time
+}
+
+// SessionConfig configures sign-in sessions.
+type SessionConfig struct {
+	// CookieName is the name of the session cookie. Default "engage_sso".
+	CookieName string `json:"cookie_name,omitempty"`
+
+	// IdleTimeout ends a session that has not been used for this long.
+	// Default 2h.
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+
+	// Lifetime ends every session this long after sign-in, however active.
+	// Default 12h.
+	Lifetime caddy.Duration `json:"lifetime,omitempty"`
+
+	// LoginTimeout is how long a user has to complete sign-in at the IdP
+	// once it has started. Default 10m.
+	LoginTimeout caddy.Duration `json:"login_timeout,omitempty"`
+}
+
+// TokenConfig configures the identity token (JWT) sent upstream.
+type TokenConfig struct {
+	// Issuer is the `iss` claim. Default "engage-sso".
+	Issuer string `json:"issuer,omitempty"`
+
+	// Audience is the `aud` claim. Default "engage".
+	Audience string `json:"audience,omitempty"`
+
+	// TTL is the token lifetime. A token is minted once per session and
+	// reused until it nears expiry. Default 5m.
+	TTL caddy.Duration `json:"ttl,omitempty"`
+
+	// SigningKeyFile is a PEM file with the ECDSA P-256 private key that
+	// signs tokens ("EC PRIVATE KEY" or PKCS#8 "PRIVATE KEY"). Default: a
+	// key generated at start-up and kept for the life of the process.
+	SigningKeyFile string `json:"signing_key_file,omitempty"`
+}
+
+// Defaults.
+const (
+	defaultCookieName   = "engage_sso"
+	defaultIdleTimeout  = 2 * time.Hour
+	defaultLifetime     = 12 * time.Hour
+	defaultLoginTimeout = 10 * time.Minute
+	defaultTokenTTL     = 5 * time.Minute
+	defaultIssuer       = "engage-sso"
+	defaultAudience     = "engage"
+)
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "engage_sso",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// StoreModule is a module in the engage_sso.stores namespace: it opens the
+// session store the app uses.
+type StoreModule interface {
+	caddy.Module
+	// OpenStore returns the store. The app calls Cleanup on the module (if
+	// it is a caddy.CleanerUpper) when the config is unloaded, not Close on
+	// the store, so a module may share one store across config reloads.
+	OpenStore(ctx caddy.Context) (session.Store, error)
+}
+
+// Provision sets defaults, opens the store, loads the signing key and the
+// providers' metadata.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	a.now = time.Now
+	repl := caddy.NewReplacer()
+	a.BaseURL = strings.TrimSuffix(repl.ReplaceKnown(a.BaseURL, ""), "/")
+	a.Token.SigningKeyFile = repl.ReplaceKnown(a.Token.SigningKeyFile, "")
+	for _, c := range a.Companies {
+		for _, p := range c.Providers {
+			if p != nil {
+				p.MetadataFile = repl.ReplaceKnown(p.MetadataFile, "")
+				p.MetadataURL = repl.ReplaceKnown(p.MetadataURL, "")
+			}
+		}
+	}
+	a.setDefaults()
+	if err := validateConfig(a.BaseURL, a.Companies); err != nil {
+		return err
+	}
+	if err := a.checkDurations(); err != nil {
+		return err
+	}
+
+	m, err := newMetrics(ctx.GetMetricsRegistry())
+	if err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
+	a.metrics = m
+
+	if a.StoreRaw != nil {
+		mod, err := ctx.LoadModule(a, "StoreRaw")
+		if err != nil {
+			return fmt.Errorf("loading session store: %w", err)
+		}
+		sm, ok := mod.(StoreModule)
+		if !ok {
+			return fmt.Errorf("store module %T is not a session store", mod)
+		}
+		a.storeMod = sm
+	} else {
+		mem := new(MemoryStore)
+		if err := mem.Provision(ctx); err != nil {
+			return err
+		}
+		a.storeMod = mem
+	}
+	a.store, err = a.storeMod.OpenStore(ctx)
+	if err != nil {
+		return fmt.Errorf("opening session store: %w", err)
+	}
+
+	if err := a.loadKeys(); err != nil {
+		return err
+	}
+	a.minter = &token.Minter{
+		Issuer:   a.Token.Issuer,
+		Audience: a.Token.Audience,
+		TTL:      time.Duration(a.Token.TTL),
+		Keys:     a.keys,
+		Now:      a.now,
+	}
+	a.tokens = newTokenCache(100_000)
+
+	a.byDomain = map[string]*Company{}
+	a.providers = map[string]*provider{}
+	for _, c := range a.Companies {
+		for _, d := range c.Domains {
+			d = strings.ToLower(strings.TrimSpace(d))
+			if suffix, ok := strings.CutPrefix(d, "*."); ok {
+				a.wildcard = append(a.wildcard, domainRule{suffix: "." + suffix, company: c})
+			} else {
+				a.byDomain[d] = c
+			}
+		}
+		for _, p := range c.Providers {
+			prov, err := a.newProvider(c, p)
+			if err != nil {
+				return fmt.Errorf("company %q, provider %q: %w", c.ID, p.Label, err)
+			}
+			a.providers[p.Label] = prov
+		}
+	}
+	return nil
+}
+
+func (a *App) setDefaults() {
+	if a.Session.CookieName == "" {
+		a.Session.CookieName = defaultCookieName
+	}
+	if a.Session.IdleTimeout == 0 {
+		a.Session.IdleTimeout = caddy.Duration(defaultIdleTimeout)
+	}
+	if a.Session.Lifetime == 0 {
+		a.Session.Lifetime = caddy.Duration(defaultLifetime)
+	}
+	if a.Session.LoginTimeout == 0 {
+		a.Session.LoginTimeout = caddy.Duration(defaultLoginTimeout)
+	}
+	if a.Token.TTL == 0 {
+		a.Token.TTL = caddy.Duration(defaultTokenTTL)
+	}
+	if a.Token.Issuer == "" {
+		a.Token.Issuer = defaultIssuer
+	}
+	if a.Token.Audience == "" {
+		a.Token.Audience = defaultAudience
+	}
+}
+
+func (a *App) checkDurations() error {
+	var errs []error
+	if a.Session.IdleTimeout < caddy.Duration(time.Minute) {
+		errs = append(errs, fmt.Errorf("session.idle_timeout: %v is too short; use at least 1m", time.Duration(a.Session.IdleTimeout)))
+	}
+	if a.Session.Lifetime < a.Session.IdleTimeout {
+		errs = append(errs, fmt.Errorf("session.lifetime (%v) must not be shorter than session.idle_timeout (%v)",
+			time.Duration(a.Session.Lifetime), time.Duration(a.Session.IdleTimeout)))
+	}
+	if a.Session.LoginTimeout < caddy.Duration(time.Minute) || a.Session.LoginTimeout > caddy.Duration(time.Hour) {
+		errs = append(errs, fmt.Errorf("session.login_timeout: %v must be between 1m and 1h", time.Duration(a.Session.LoginTimeout)))
+	}
+	if a.Token.TTL < caddy.Duration(30*time.Second) || a.Token.TTL > caddy.Duration(time.Hour) {
+		errs = append(errs, fmt.Errorf("token.ttl: %v must be between 30s and 1h", time.Duration(a.Token.TTL)))
+	}
+	if !validCookieName(a.Session.CookieName) {
+		errs = append(errs, fmt.Errorf("session.cookie_name: %q is not a valid cookie name", a.Session.CookieName))
+	}
+	return errors.Join(errs...)
+}
+
+func validCookieName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// keyPool keeps a generated signing key alive across config reloads, so that
+// tokens already handed out stay verifiable.
+var keyPool = caddy.NewUsagePool()
+
+type pooledKey struct{ key *token.Key }
+
+func (pooledKey) Destruct() error { return nil }
+
+func (a *App) loadKeys() error {
+	if f := a.Token.SigningKeyFile; f != "" {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("token.signing_key_file: %w", err)
+		}
+		k, err := token.ParsePEMKey(data)
+		if err != nil {
+			return fmt.Errorf("token.signing_key_file %s: %w", f, err)
+		}
+		a.keys = token.NewKeySet(k)
+		return nil
+	}
+	a.keyPool = "generated"
+	v, _, err := keyPool.LoadOrNew(a.keyPool, func() (caddy.Destructor, error) {
+		k, err := token.GenerateKey(rand.Reader, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		return pooledKey{key: k}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("generating token signing key: %w", err)
+	}
+	a.keys = token.NewKeySet(v.(pooledKey).key)
+	return nil
+}
+
+// Validate checks the configuration without I/O.
+func (a *App) Validate() error {
+	if err := validateConfig(a.BaseURL, a.Companies); err != nil {
+		return err
+	}
+	return a.checkDurations()
+}
+
+// Start starts fetching the metadata of providers configured by URL.
+func (a *App) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	for _, p := range a.providers {
+		if p.cfg.MetadataURL != "" {
+			go p.fetchLoop(ctx)
+		}
+	}
+	if len(a.providers) > 0 {
+		a.logger.Info("engage_sso started",
+			zap.String("login_url", a.BaseURL+"/sso/login"),
+			zap.Int("companies", len(a.Companies)), zap.Int("providers", len(a.providers)))
+	}
+	return nil
+}
+
+// Stop stops the metadata fetchers.
+func (a *App) Stop() error {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	return nil
+}
+
+// Cleanup releases the store and the signing key.
+func (a *App) Cleanup() error {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	var errs []error
+	if cu, ok := a.storeMod.(caddy.CleanerUpper); ok {
+		errs = append(errs, cu.Cleanup())
+	}
+	if a.keyPool != "" {
+		if _, err := keyPool.Delete(a.keyPool); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.metrics != nil {
+		a.metrics.unregister()
+	}
+	return errors.Join(errs...)
+}
+
+type domainRule struct {
+	suffix  string
+	company *Company
+}
+
+// companyForEmail finds the company that authorises the email's domain.
+func (a *App) companyForEmail(email string) *Company {
+	d := identity.EmailDomain(email)
+	if d == "" {
+		return nil
+	}
+	if c := a.byDomain[d]; c != nil {
+		return c
+	}
+	for _, w := range a.wildcard {
+		if strings.HasSuffix(d, w.suffix) {
+			return w.company
+		}
+	}
+	return nil
+}
+
+func (a *App) httpClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second}
+}
+
+// Interface guards.
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,161 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/engage-sso/engage-sso/caddymodule/identity"
+	samlsp "github.com/engage-sso/engage-sso/caddymodule/saml"
+)
+
+const defaultMetadataRefresh = 12 * time.Hour
+
+// provider is a configured provider at run time: its policy and the SAML SP
+// built from the IdP's current metadata.
+type provider struct {
+	cfg     *Provider
+	company *Company
+	policy  identity.Policy
+	app     *App
+
+	entityID    string
+	acsURL      string
+	metadataURL string
+
+	sp      atomic.Pointer[samlsp.SP]
+	lastErr atomic.Pointer[string]
+}
+
+func (a *App) newProvider(c *Company, p *Provider) (*provider, error) {
+	mapping, mode, err := p.mapping()
+	if err != nil {
+		return nil, err
+	}
+	prov := &provider{
+		cfg:     p,
+		company: c,
+		app:     a,
+		policy: identity.Policy{
+			Company:  c.ID,
+			Provider: p.Label,
+			Domains:  c.Domains,
+			Mode:     mode,
+			Mapping:  mapping,
+			Claims:   p.Claims,
+		},
+		entityID:    p.EntityID,
+		acsURL:      a.BaseURL + "/sso/saml/" + p.Label + "/acs",
+		metadataURL: a.BaseURL + "/sso/saml/" + p.Label + "/metadata",
+	}
+	if prov.entityID == "" {
+		prov.entityID = a.BaseURL + "/sso/saml/" + p.Label
+	}
+	if p.MetadataFile != "" {
+		data, err := os.ReadFile(p.MetadataFile)
+		if err != nil {
+			return nil, fmt.Errorf("metadata_file: %w", err)
+		}
+		if err := prov.setMetadata(data); err != nil {
+			return nil, fmt.Errorf("metadata_file %s: %w", p.MetadataFile, err)
+		}
+	} else {
+		msg := "identity provider metadata has not been fetched yet"
+		prov.lastErr.Store(&msg)
+	}
+	return prov, nil
+}
+
+// setMetadata parses IdP metadata and, when it is valid, swaps in a new SP
+// built from it. Invalid metadata leaves the current SP in place.
+func (p *provider) setMetadata(data []byte) error {
+	md, err := samlsp.ParseMetadata(data)
+	if err != nil {
+		return err
+	}
+	sp, err := samlsp.New(samlsp.Config{
+		EntityID:          p.entityID,
+		ACSURL:            p.acsURL,
+		MetadataURL:       p.metadataURL,
+		IdP:               md,
+		AllowIdPInitiated: p.cfg.idpInitiated(),
+		Replay:            p.app.store,
+		Now:               p.app.now,
+	})
+	if err != nil {
+		return fmt.Errorf("building the service provider: %w", err)
+	}
+	p.sp.Store(sp)
+	p.lastErr.Store(nil)
+	return nil
+}
+
+// ready returns the SP, or nil and the reason it is not available.
+func (p *provider) ready() (*samlsp.SP, string) {
+	if sp := p.sp.Load(); sp != nil {
+		return sp, ""
+	}
+	if e := p.lastErr.Load(); e != nil {
+		return nil, *e
+	}
+	return nil, "identity provider metadata is not loaded"
+}
+
+// fetchLoop fetches metadata_url until it succeeds (backing off from 1s to
+// 1m), then refreshes it every metadata_refresh. A failed refresh keeps the
+// last good metadata.
+func (p *provider) fetchLoop(ctx context.Context) {
+	log := p.app.logger.With(zap.String("provider", p.cfg.Label), zap.String("metadata_url", p.cfg.MetadataURL))
+	refresh := time.Duration(p.cfg.MetadataRefresh)
+	if refresh == 0 {
+		refresh = defaultMetadataRefresh
+	}
+	backoff := time.Second
+	for {
+		err := p.fetchOnce(ctx)
+		wait := refresh
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			msg := "could not load identity provider metadata: " + err.Error()
+			if p.sp.Load() == nil {
+				p.lastErr.Store(&msg)
+			}
+			log.Warn("fetching IdP metadata failed", zap.Error(err), zap.Duration("retry_in", backoff))
+			wait = backoff
+			backoff = min(backoff*2, time.Minute)
+		default:
+			log.Info("IdP metadata loaded")
+			backoff = time.Second
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *provider) fetchOnce(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	data, err := samlsp.LoadMetadata(ctx, p.app.httpClient(), p.cfg.MetadataURL)
+	if err != nil {
+		return err
+	}
+	if err := p.setMetadata(data); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		return fmt.Errorf("invalid metadata: %w", err)
+	}
+	return nil
+}
