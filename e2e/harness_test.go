@@ -1,0 +1,264 @@
+// Package e2e runs the whole sign-in flow against a real Caddy (started
+// in-process with the engage_sso plugin and the demo modules), the
+// development IdP, the demo upstream and headless Chromium.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	"github.com/chromedp/chromedp"
+
+	_ "github.com/engage-sso/engage-sso/caddymodule"
+	"github.com/engage-sso/engage-sso/caddymodule/saml/samltest"
+	_ "github.com/engage-sso/engage-sso/internal/demomodules"
+	"github.com/engage-sso/engage-sso/internal/devidp"
+)
+
+// env is the running deployment shared by the tests of this package.
+type env struct {
+	gateway  string // http://localhost:port — Engage behind engage-sso
+	upstream string
+	idp      string
+	logFile  string
+	// Northwind's IdP is a test IdP whose key the tests hold, so they can
+	// post crafted, really signed responses.
+	northwind *samltest.IdP
+}
+
+var (
+	envOnce sync.Once
+	theEnv  *env
+	envErr  error
+	tmpDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if theEnv != nil {
+		_ = caddy.Stop()
+	}
+	if tmpDir != "" {
+		_ = os.RemoveAll(tmpDir)
+	}
+	os.Exit(code)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+const caddyfileTmpl = `{
+	admin off
+	log {
+		output file {LOG}
+		format json
+		level INFO
+	}
+	engage_sso {
+		base_url {GATEWAY}
+		company contoso {
+			name Contoso
+			domains contoso.com
+			provider contoso {
+				metadata_url {IDP}/` + devidp.DemoTenantID + `/federationmetadata/2007-06/federationmetadata.xml
+				mapping groups
+				agent ` + devidp.GroupAgents + `
+				supervisor ` + devidp.GroupSupervisors + `
+				account_holder ` + devidp.GroupAccountHolders + `
+			}
+		}
+		company northwind {
+			name Northwind Traders
+			domains northwind.example
+			provider northwind {
+				metadata_file {NW_METADATA}
+				mapping roles
+				agent Engage.Agent
+				supervisor Engage.Supervisor
+				account_holder Engage.AccountHolder
+				default_path /welcome
+			}
+		}
+	}
+}
+
+{GATEWAY} {
+	bind 127.0.0.1
+	engage_sso
+	reverse_proxy {UPSTREAM_ADDR}
+}
+
+{UPSTREAM} {
+	bind 127.0.0.1
+	engage_demo_app {
+		jwks_url {GATEWAY}/sso/.well-known/jwks.json
+	}
+}
+
+{IDP} {
+	bind 127.0.0.1
+	engage_dev_idp {
+		base_url {IDP}
+		service_provider {GATEWAY}/sso/saml/contoso/metadata
+	}
+}
+`
+
+// startEnv starts Caddy once for the package and waits until the contoso
+// provider has loaded the dev IdP's metadata.
+func startEnv(t *testing.T) *env {
+	t.Helper()
+	envOnce.Do(func() { theEnv, envErr = newEnv(t) })
+	if envErr != nil {
+		t.Fatalf("starting the test deployment: %v", envErr)
+	}
+	return theEnv
+}
+
+func newEnv(t testing.TB) (*env, error) {
+	var err error
+	tmpDir, err = os.MkdirTemp("", "engage-e2e-*")
+	if err != nil {
+		return nil, err
+	}
+	var ports [3]int
+	for i := range ports {
+		if ports[i], err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	e := &env{
+		gateway:  fmt.Sprintf("http://localhost:%d", ports[0]),
+		upstream: fmt.Sprintf("http://localhost:%d", ports[1]),
+		idp:      fmt.Sprintf("http://localhost:%d", ports[2]),
+		logFile:  filepath.Join(tmpDir, "caddy.log"),
+	}
+	e.northwind = samltest.NewIdP(t, "9d1e2f30-4a5b-4c6d-8e7f-0a1b2c3d4e5f")
+	mdFile := filepath.Join(tmpDir, "northwind-metadata.xml")
+	if err := os.WriteFile(mdFile, e.northwind.Metadata(t), 0o600); err != nil {
+		return nil, err
+	}
+	cf := strings.NewReplacer(
+		"{LOG}", e.logFile,
+		"{GATEWAY}", e.gateway,
+		"{UPSTREAM_ADDR}", fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		"{UPSTREAM}", e.upstream,
+		"{IDP}", e.idp,
+		"{NW_METADATA}", mdFile,
+	).Replace(caddyfileTmpl)
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	cfg, warnings, err := adapter.Adapt([]byte(cf), map[string]any{"filename": "e2e.Caddyfile"})
+	if err != nil {
+		return nil, fmt.Errorf("adapting the e2e Caddyfile: %w", err)
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(os.Stderr, "caddyfile warning: %s\n", w.String())
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		return nil, fmt.Errorf("loading Caddy: %w", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(e.gateway + "/sso/healthz")
+		if err == nil {
+			var body bytes.Buffer
+			_, _ = body.ReadFrom(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && !strings.Contains(body.String(), "unavailable") {
+				return e, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("engage-sso did not become ready (last error %v)", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// logLines returns the lines of Caddy's log that contain s.
+func (e *env) logLines(t *testing.T, s string) []string {
+	t.Helper()
+	f, err := os.Open(e.logFile)
+	if err != nil {
+		t.Fatalf("opening Caddy's log: %v", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), s) {
+			out = append(out, sc.Text())
+		}
+	}
+	return out
+}
+
+// chromiumPath finds Debian's chromium. Without it the browser tests fail
+// when CI is set and are skipped otherwise.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium is not installed; CI requires it (run ./scripts/test, which installs it)")
+	}
+	t.Skip("chromium is not installed (apt-get install chromium); with CI set this is a failure")
+	return ""
+}
+
+// newBrowser starts a headless Chromium with its own profile and returns a
+// context for one tab. Everything is torn down when the test ends.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-default-browser-check", true),
+		chromedp.WindowSize(1200, 900),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancelCtx()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
