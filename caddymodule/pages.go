@@ -78,9 +78,9 @@ var reasonTexts = map[string]pageText{
 	"store_unavailable": {"Sign-in temporarily unavailable",
 		"The sign-in service cannot reach its session store right now. Nothing was let through.",
 		"Try again in a minute."},
-	"not_found": {"Page not found", "There is nothing at this address.", ""},
+	"not_found":          {"Page not found", "There is nothing at this address.", ""},
 	"method_not_allowed": {"Method not allowed", "This address does not accept that kind of request.", ""},
-	"bad_form": {"Invalid request", "The form could not be read.", "Go back and try again."},
+	"bad_form":           {"Invalid request", "The form could not be read.", "Go back and try again."},
 }
 
 func (p *errorPage) fill(status int) {
