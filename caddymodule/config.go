@@ -3,7 +3,9 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"path"
 	"regexp"
 	"strings"
 	"time"
@@ -34,8 +36,9 @@ type Company struct {
 	Domains []string `json:"domains,omitempty"`
 
 	// Providers are the company's Azure AD Enterprise Apps (SAML identity
-	// providers). Users are sent to the first one unless they use a
-	// provider's shortcut URL /sso/login/{label}.
+	// providers). After the email step, users of a company with one provider
+	// go straight to it; with several, they choose. A provider's shortcut
+	// URL /sso/login/{label} skips both steps.
 	Providers []*Provider `json:"providers,omitempty"`
 }
 
@@ -206,7 +209,10 @@ func validateProvider(p *Provider) error {
 	if p.MetadataURL != "" {
 		u, err := url.Parse(p.MetadataURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("metadata_url: %q is not an http(s) URL", p.MetadataURL)
+			return fmt.Errorf("metadata_url: %q is not an https URL", p.MetadataURL)
+		}
+		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+			return fmt.Errorf("metadata_url: %q must use https (plain http is allowed only for localhost)", p.MetadataURL)
 		}
 	}
 	if p.MetadataRefresh < 0 || (p.MetadataRefresh > 0 && time.Duration(p.MetadataRefresh) < time.Minute) {
@@ -215,6 +221,13 @@ func validateProvider(p *Provider) error {
 	if p.EntityID != "" {
 		if u, err := url.Parse(p.EntityID); err != nil || u.Scheme == "" {
 			return fmt.Errorf("entity_id: %q is not an absolute URI", p.EntityID)
+		}
+	}
+	// The mode is checked on its own so that its error names mapping_mode,
+	// not roles (p.mapping parses both).
+	if p.MappingMode != "" {
+		if _, err := identity.ParseMappingMode(p.MappingMode); err != nil {
+			return fmt.Errorf("mapping_mode: %w", err)
 		}
 	}
 	if _, _, err := p.mapping(); err != nil {
@@ -238,7 +251,20 @@ func checkBaseURL(s string) error {
 		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
 		return fmt.Errorf("%q must be a scheme and host only, such as https://engage.example.com", s)
 	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return fmt.Errorf("%q must use https: SAML responses and session cookies must not cross the network in clear text (plain http is allowed only for localhost)", s)
+	}
 	return nil
+}
+
+// isLoopback reports whether host is localhost or a loopback address: the
+// only hosts where plain http is accepted (development and the demo).
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // safeReturnPath returns p if it is a local path on this site, and "" if it
@@ -260,8 +286,13 @@ func safeReturnPath(p string) string {
 	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
 		return ""
 	}
-	if u.Path == "/sso" || strings.HasPrefix(u.Path, "/sso/") {
-		return ""
+	// Browsers resolve dot segments (also %2e-encoded ones) before they
+	// request the path, so "/a/../sso/logout" leads to /sso/logout: check the
+	// cleaned path too.
+	for _, up := range []string{u.Path, path.Clean(u.Path)} {
+		if up == "/sso" || strings.HasPrefix(up, "/sso/") {
+			return ""
+		}
 	}
 	return p
 }

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/engage-sso/engage-sso/caddymodule/identity"
 	"github.com/engage-sso/engage-sso/caddymodule/session"
 	"github.com/engage-sso/engage-sso/caddymodule/token"
 )
@@ -183,10 +184,7 @@ func (h *Handler) identityToken(s *session.Session) (string, error) {
 	if jwt, ok := h.app.tokens.get(s.ID, now, ttl/5); ok {
 		return jwt, nil
 	}
-	name := s.DisplayName
-	if name == "" {
-		name = strings.TrimSpace(s.GivenName + " " + s.FamilyName)
-	}
+	name := identity.Identity{DisplayName: s.DisplayName, GivenName: s.GivenName, FamilyName: s.FamilyName, Email: s.Email}.Name()
 	jwt, exp, err := h.app.minter.Mint(token.Claims{
 		Subject:    s.UserID,
 		Email:      s.Email,
@@ -263,18 +261,33 @@ func (h *Handler) removeOwnCookies(r *http.Request) {
 	if !found {
 		return
 	}
-	var kept []string
-	for _, c := range r.Cookies() {
-		if c.Name == name || c.Name == name+bindingCookieSuffix {
-			continue
+	// Other cookies are passed on byte for byte. (Re-serialising
+	// r.Cookies() lost the quotes of quoted values and dropped every cookie
+	// net/http cannot parse, such as JSON values.)
+	var kept strings.Builder
+	for _, line := range raw {
+		for part := range strings.SplitSeq(line, ";") {
+			part = textproto.TrimString(part)
+			if part == "" {
+				continue
+			}
+			n, _, _ := strings.Cut(part, "=")
+			if n = textproto.TrimString(n); n == name || n == name+bindingCookieSuffix {
+				continue
+			}
+			if kept.Len() == 0 {
+				kept.Grow(len(line))
+			} else {
+				kept.WriteString("; ")
+			}
+			kept.WriteString(part)
 		}
-		kept = append(kept, c.Name+"="+c.Value)
 	}
-	if len(kept) == 0 {
+	if kept.Len() == 0 {
 		r.Header.Del("Cookie")
 		return
 	}
-	r.Header.Set("Cookie", strings.Join(kept, "; "))
+	r.Header.Set("Cookie", kept.String())
 }
 
 // unauthenticated sends a browser to sign in, and answers API clients 401.

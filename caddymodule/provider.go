@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,12 +65,24 @@ func (a *App) newProvider(c *Company, p *Provider) (*provider, error) {
 		if err := prov.setMetadata(data); err != nil {
 			return nil, fmt.Errorf("metadata_file %s: %w", p.MetadataFile, err)
 		}
+	} else if data, ok := lastGoodMetadata.Load(p.MetadataURL); ok {
+		// A config reload: start from the metadata the previous config
+		// fetched, so sign-in keeps working while it is fetched again.
+		if err := prov.setMetadata(data.([]byte)); err != nil {
+			return nil, fmt.Errorf("metadata_url %s (kept from before the reload): %w", p.MetadataURL, err)
+		}
 	} else {
 		msg := "identity provider metadata has not been fetched yet"
 		prov.lastErr.Store(&msg)
 	}
 	return prov, nil
 }
+
+// lastGoodMetadata holds, per metadata_url, the last metadata that parsed,
+// so that a config reload does not take sign-in down until the first fetch
+// of the new config (or for as long as the IdP is unreachable). It lives as
+// long as the process, like Caddy's own usage pools; entries are a few KiB.
+var lastGoodMetadata sync.Map
 
 // setMetadata parses IdP metadata and, when it is valid, swaps in a new SP
 // built from it. Invalid metadata leaves the current SP in place.
@@ -157,5 +170,6 @@ func (p *provider) fetchOnce(ctx context.Context) error {
 		}
 		return fmt.Errorf("invalid metadata: %w", err)
 	}
+	lastGoodMetadata.Store(p.cfg.MetadataURL, data)
 	return nil
 }

@@ -82,7 +82,9 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	case http.MethodPost:
 	default:
-		return h.methods(w, r, nil)
+		// Names the allowed methods for the Allow header (a 405 must send
+		// one); fn is never called, since r.Method is none of them.
+		return h.methods(w, r, nil, http.MethodGet, http.MethodPost)
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
@@ -142,13 +144,9 @@ func shortcutURL(label, rd, email string) string {
 // plain-HTTP development setups (the demo on localhost).
 func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) error {
 	label := strings.TrimPrefix(r.URL.Path, "/sso/login/")
-	prov := h.app.providers[label]
-	if prov == nil {
-		return h.fail(w, r, http.StatusNotFound, "unknown_provider", fmt.Errorf("no provider %q", label))
-	}
-	sp, why := prov.ready()
-	if sp == nil {
-		return h.fail(w, r, http.StatusServiceUnavailable, "provider_unavailable", fmt.Errorf("provider %q: %s", label, why))
+	prov, sp, err := h.readyProvider(w, r, label)
+	if prov == nil || sp == nil {
+		return err
 	}
 	relay := newRandomToken()
 	redirect, requestID, err := sp.AuthnRequestURL(relay)
@@ -177,6 +175,20 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// readyProvider returns the provider and its SP, or answers the request
+// itself (unknown label: 404; metadata not loaded: 503) and returns nils.
+func (h *Handler) readyProvider(w http.ResponseWriter, r *http.Request, label string) (*provider, *samlsp.SP, error) {
+	prov := h.app.providers[label]
+	if prov == nil {
+		return nil, nil, h.fail(w, r, http.StatusNotFound, "unknown_provider", fmt.Errorf("no provider %q", label))
+	}
+	sp, why := prov.ready()
+	if sp == nil {
+		return nil, nil, h.fail(w, r, http.StatusServiceUnavailable, "provider_unavailable", fmt.Errorf("provider %q: %s", label, why))
+	}
+	return prov, sp, nil
+}
+
 // bindBrowser returns the hash of this browser's pre-auth cookie, setting
 // one if it has none. Tabs share one value, so parallel logins all work.
 func (h *Handler) bindBrowser(w http.ResponseWriter, r *http.Request) string {
@@ -198,13 +210,9 @@ func (h *Handler) bindBrowser(w http.ResponseWriter, r *http.Request) string {
 // acs is the Assertion Consumer Service: it verifies Azure's Response,
 // resolves the identity and starts a session.
 func (h *Handler) acs(w http.ResponseWriter, r *http.Request, label string) error {
-	prov := h.app.providers[label]
-	if prov == nil {
-		return h.fail(w, r, http.StatusNotFound, "unknown_provider", fmt.Errorf("no provider %q", label))
-	}
-	sp, why := prov.ready()
-	if sp == nil {
-		return h.fail(w, r, http.StatusServiceUnavailable, "provider_unavailable", fmt.Errorf("provider %q: %s", label, why))
+	prov, sp, err := h.readyProvider(w, r, label)
+	if prov == nil || sp == nil {
+		return err
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
 	if err := r.ParseForm(); err != nil {
@@ -347,13 +355,9 @@ func (h *Handler) secure(r *http.Request) bool {
 
 // spMetadata serves the SP metadata that Azure can import.
 func (h *Handler) spMetadata(w http.ResponseWriter, r *http.Request, label string) error {
-	prov := h.app.providers[label]
-	if prov == nil {
-		return h.fail(w, r, http.StatusNotFound, "unknown_provider", fmt.Errorf("no provider %q", label))
-	}
-	sp, why := prov.ready()
-	if sp == nil {
-		return h.fail(w, r, http.StatusServiceUnavailable, "provider_unavailable", fmt.Errorf("provider %q: %s", label, why))
+	prov, sp, err := h.readyProvider(w, r, label)
+	if prov == nil || sp == nil {
+		return err
 	}
 	xml, err := sp.Metadata()
 	if err != nil {

@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"fmt"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
@@ -41,8 +43,11 @@ func (MemoryStore) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision implements caddy.Provisioner.
+//
+// Configs with the same max_entries share one store, so a reload keeps
+// everyone signed in; changing max_entries starts a new, empty store.
 func (m *MemoryStore) Provision(caddy.Context) error {
-	m.poolKey = "memory"
+	m.poolKey = fmt.Sprintf("memory/%d", m.MaxEntries)
 	return nil
 }
 

@@ -43,7 +43,7 @@ func (r Role) String() string {
 	return ""
 }
 
-// Title returns the role's human name, as shown in the Company Manager.
+// Title returns the role's human name, for pages and logs.
 func (r Role) Title() string {
 	switch r {
 	case RoleAgent:
@@ -90,7 +90,7 @@ func ParseMappingMode(s string) (MappingMode, error) {
 }
 
 // SplitIDs splits a list of Azure IDs as admins paste them: separated by '|'
-// (as in the Company Manager), ',' or white space. Empty items are dropped;
+// (as in Azure-style admin UIs), ',' or white space. Empty items are dropped;
 // order is kept and duplicates removed.
 func SplitIDs(s string) []string {
 	fields := strings.FieldsFunc(s, func(r rune) bool {

@@ -123,7 +123,7 @@ func DemoUsers() []User {
 			GivenName: "Alex", Surname: "Wilber", DisplayName: "Alex Wilber",
 			ObjectID: "6e0b2c1a-8f4d-4b7e-9a35-2c7d1e8f0a03",
 			Groups:   []string{GroupAccountHolders}, Roles: []string{RoleAccountHolder},
-			Note: "Account holder: member of Engage Account Holders, app role Engage.AccountHolder; may open the Company Manager.",
+			Note: "Account holder: member of Engage Account Holders, app role Engage.AccountHolder: the highest role.",
 		},
 		{
 			Email: "diego.siciliani@contoso.com", Password: DemoPassword,
