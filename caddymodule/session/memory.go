@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,8 +29,11 @@ type Memory struct {
 
 	mu       sync.Mutex
 	sessions map[string]memEntry[Session]
+	byUser   map[string]map[string]struct{} // user ID -> session IDs
 	pending  map[string]memEntry[PendingLogin]
 	used     map[string]time.Time
+	blobs    map[string][]byte
+	subs     map[chan string]struct{} // Revocations receivers
 	closed   bool
 
 	stop chan struct{}
@@ -58,8 +62,11 @@ func NewMemory(o MemoryOptions) *Memory {
 		now:      o.Now,
 		max:      o.MaxEntries,
 		sessions: make(map[string]memEntry[Session]),
+		byUser:   make(map[string]map[string]struct{}),
 		pending:  make(map[string]memEntry[PendingLogin]),
 		used:     make(map[string]time.Time),
+		blobs:    make(map[string][]byte),
+		subs:     make(map[chan string]struct{}),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -98,7 +105,18 @@ func (m *Memory) SaveSession(ctx context.Context, s *Session, ttl time.Duration)
 			return fmt.Errorf("session: save: %w (%d sessions)", ErrFull, len(m.sessions))
 		}
 	}
+	if old, exists := m.sessions[s.ID]; exists && old.v.UserID != s.UserID {
+		m.unindexLocked(old.v.UserID, s.ID)
+	}
 	m.sessions[s.ID] = memEntry[Session]{v: *s, expires: m.now().Add(ttl)}
+	if s.UserID != "" {
+		ids := m.byUser[s.UserID]
+		if ids == nil {
+			ids = make(map[string]struct{})
+			m.byUser[s.UserID] = ids
+		}
+		ids[s.ID] = struct{}{}
+	}
 	return nil
 }
 
@@ -124,8 +142,93 @@ func (m *Memory) DeleteSession(ctx context.Context, id string) error {
 	if err := m.check(ctx); err != nil {
 		return err
 	}
-	delete(m.sessions, id)
+	m.deleteSessionLocked(id)
+	m.announceLocked(id)
 	return nil
+}
+
+// DeleteUserSessions implements Store.
+func (m *Memory) DeleteUserSessions(ctx context.Context, userID string) ([]string, error) {
+	if userID == "" {
+		return nil, errors.New("session: delete user sessions: empty user ID")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	now := m.now()
+	var ids []string
+	for id := range m.byUser[userID] {
+		if e, ok := m.sessions[id]; ok && now.Before(e.expires) {
+			ids = append(ids, id)
+		}
+		delete(m.sessions, id)
+	}
+	delete(m.byUser, userID)
+	for _, id := range ids {
+		m.announceLocked(id)
+	}
+	return ids, nil
+}
+
+// deleteSessionLocked removes a session and its index entry.
+func (m *Memory) deleteSessionLocked(id string) {
+	if e, ok := m.sessions[id]; ok {
+		m.unindexLocked(e.v.UserID, id)
+		delete(m.sessions, id)
+	}
+}
+
+func (m *Memory) unindexLocked(userID, id string) {
+	if userID == "" {
+		return
+	}
+	if ids := m.byUser[userID]; ids != nil {
+		delete(ids, id)
+		if len(ids) == 0 {
+			delete(m.byUser, userID)
+		}
+	}
+}
+
+// revocationBuffer is how many IDs a Revocations channel holds before
+// further ones are dropped for that receiver.
+const revocationBuffer = 256
+
+// Revocations implements Store. The memory store announces its own
+// deletions only: it is not shared.
+func (m *Memory) Revocations(ctx context.Context) (<-chan string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	ch := make(chan string, revocationBuffer)
+	m.subs[ch] = struct{}{}
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-m.stop:
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if _, ok := m.subs[ch]; ok {
+			delete(m.subs, ch)
+			close(ch)
+		}
+	}()
+	return ch, nil
+}
+
+// announceLocked offers id to every Revocations receiver without blocking.
+func (m *Memory) announceLocked(id string) {
+	for ch := range m.subs {
+		select {
+		case ch <- id:
+		default: // receiver behind: dropped (best effort, see Store)
+		}
+	}
 }
 
 // SavePending implements Store.
@@ -199,6 +302,55 @@ func (m *Memory) MarkAssertionUsed(ctx context.Context, id string, until time.Ti
 	return true, nil
 }
 
+// GetBlob implements Store.
+func (m *Memory) GetBlob(ctx context.Context, name string) ([]byte, error) {
+	if name == "" {
+		return nil, errors.New("session: get blob: empty name")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	b, ok := m.blobs[name]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return bytes.Clone(b), nil
+}
+
+// PutBlob implements Store.
+func (m *Memory) PutBlob(ctx context.Context, name string, data []byte) error {
+	if name == "" {
+		return errors.New("session: put blob: empty name")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx); err != nil {
+		return err
+	}
+	m.blobs[name] = append([]byte{}, data...)
+	return nil
+}
+
+// CompareAndSwapBlob implements Store.
+func (m *Memory) CompareAndSwapBlob(ctx context.Context, name string, old, new []byte) (bool, error) {
+	if name == "" {
+		return false, errors.New("session: compare and swap blob: empty name")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx); err != nil {
+		return false, err
+	}
+	cur, exists := m.blobs[name]
+	if old == nil && exists || old != nil && (!exists || !bytes.Equal(cur, old)) {
+		return false, nil
+	}
+	m.blobs[name] = append([]byte{}, new...)
+	return true, nil
+}
+
 // Ping implements Store.
 func (m *Memory) Ping(ctx context.Context) error {
 	m.mu.Lock()
@@ -206,7 +358,8 @@ func (m *Memory) Ping(ctx context.Context) error {
 	return m.check(ctx)
 }
 
-// Close stops the sweeper and drops all state. It is safe to call twice.
+// Close stops the sweeper, closes every Revocations channel and drops all
+// state. It is safe to call twice.
 func (m *Memory) Close() error {
 	m.mu.Lock()
 	if m.closed {
@@ -214,7 +367,11 @@ func (m *Memory) Close() error {
 		return nil
 	}
 	m.closed = true
-	m.sessions, m.pending, m.used = nil, nil, nil
+	m.sessions, m.byUser, m.pending, m.used, m.blobs = nil, nil, nil, nil, nil
+	for ch := range m.subs {
+		close(ch)
+	}
+	m.subs = nil
 	m.mu.Unlock()
 	close(m.stop)
 	<-m.done
@@ -255,7 +412,7 @@ func (m *Memory) sweepLoop(every time.Duration) {
 func (m *Memory) sweepLocked(now time.Time) {
 	for k, e := range m.sessions {
 		if !now.Before(e.expires) {
-			delete(m.sessions, k)
+			m.deleteSessionLocked(k)
 		}
 	}
 	for k, e := range m.pending {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -148,5 +149,59 @@ func TestSessionExpiredAndTTL(t *testing.T) {
 	s.LastSeen = t0
 	if s.Expired(t0.Add(5*time.Hour), 0) {
 		t.Error("Expired() with idle 0 used an idle timeout")
+	}
+}
+
+func TestMemoryRevocationsNeverBlock(t *testing.T) {
+	m := session.NewMemory(session.MemoryOptions{})
+	defer m.Close()
+	ctx := context.Background()
+	ch, err := m.Revocations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nobody reads ch: deletions go on, and the receiver keeps what fits.
+	const n = 1000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			if err := m.DeleteSession(ctx, fmt.Sprint("sid-", i)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("DeleteSession blocked on a receiver that does not read")
+	}
+	if got := len(ch); got == 0 || got >= n {
+		t.Errorf("receiver holds %d IDs after %d deletions; want some, not all", got, n)
+	}
+	if first := <-ch; first != "sid-0" {
+		t.Errorf("first ID received = %q; want sid-0", first)
+	}
+}
+
+func TestMemoryIndexFollowsUserChange(t *testing.T) {
+	m := session.NewMemory(session.MemoryOptions{})
+	defer m.Close()
+	ctx := context.Background()
+	s := storetest.Sample("sid-moved")
+	s.UserID = "u-old"
+	if err := m.SaveSession(ctx, s, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	s.UserID = "u-new"
+	if err := m.SaveSession(ctx, s, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := m.DeleteUserSessions(ctx, "u-old"); err != nil || len(ids) != 0 {
+		t.Errorf("DeleteUserSessions(u-old) = %q, %v; want none", ids, err)
+	}
+	if ids, err := m.DeleteUserSessions(ctx, "u-new"); err != nil || len(ids) != 1 || ids[0] != "sid-moved" {
+		t.Errorf("DeleteUserSessions(u-new) = %q, %v; want [sid-moved]", ids, err)
 	}
 }

@@ -1,10 +1,22 @@
 // Package session keeps engage-sso's server-side state: sessions behind
-// opaque cookies, pending logins (AuthnRequest ids keyed by RelayState) and
-// the assertion replay cache.
+// opaque cookies (indexed by user, so that all of a user's sessions can be
+// revoked at once), pending logins (AuthnRequest ids keyed by RelayState),
+// the assertion replay cache, and small shared blobs (signing keys, dynamic
+// configuration) that every instance must see.
 //
-// Store is the one interface every backend implements; NewMemory is the
-// embedded single-instance store. Every store must pass the shared suite in
-// package storetest.
+// Store is the one interface every backend implements: NewMemory is the
+// embedded single-instance store, NewRedis the distributed one (standalone,
+// Sentinel or Cluster). Every store must pass the shared suite in package
+// storetest.
+//
+// # Local caches and revocation
+//
+// An instance may cache sessions in memory so that an authenticated request
+// does not cost a store round trip. Such a cache must subscribe to
+// Revocations and drop the IDs it receives. Delivery is best effort (Redis
+// pub/sub: a message published while a subscriber is disconnected is lost),
+// so a cache entry must also expire on its own after a short, bounded time;
+// the store stays the source of truth.
 package session
 
 import (
@@ -18,8 +30,8 @@ import (
 	"time"
 )
 
-// ErrNotFound is returned when a session or pending login does not exist or
-// has expired.
+// ErrNotFound is returned when a session, pending login or blob does not
+// exist or has expired.
 var ErrNotFound = errors.New("session: not found")
 
 // ErrFull is returned when a bounded store refuses a new entry. Callers fail
@@ -27,15 +39,39 @@ var ErrNotFound = errors.New("session: not found")
 var ErrFull = errors.New("session: store is full")
 
 // Store keeps server-side state. Implementations are safe for concurrent
-// use; every method honours ctx.
+// use; every method honours ctx. Errors other than ErrNotFound and ErrFull
+// mean the store could not answer: callers fail closed.
 type Store interface {
-	// SaveSession creates or replaces s, expiring after ttl.
+	// SaveSession creates or replaces s, expiring after ttl; a ttl of zero
+	// or less deletes it. When s.UserID is set the session is also indexed
+	// under that user for DeleteUserSessions. A session's UserID is not
+	// expected to change: if it does, a store may keep the session in the
+	// old user's index until it expires (so revoking the old user would
+	// also end it, which fails safe).
 	SaveSession(ctx context.Context, s *Session, ttl time.Duration) error
 	// LoadSession returns the session with the given ID, or ErrNotFound.
 	// The returned value is the caller's to modify.
 	LoadSession(ctx context.Context, id string) (*Session, error)
-	// DeleteSession removes a session; deleting a missing one is not an error.
+	// DeleteSession removes a session and its entry in the user index, and
+	// announces the ID on Revocations. Deleting a missing session is not an
+	// error (the ID is still announced).
 	DeleteSession(ctx context.Context, id string) error
+	// DeleteUserSessions removes every live session indexed under userID
+	// (revoke-all: deprovisioning, an administrator's "sign out
+	// everywhere") and returns the IDs of the sessions it removed, in no
+	// particular order; none is not an error. The IDs are announced on
+	// Revocations.
+	DeleteUserSessions(ctx context.Context, userID string) (ids []string, err error)
+
+	// Revocations returns a channel that receives the ID of every session
+	// deleted through DeleteSession or DeleteUserSessions, by this instance
+	// or any other sharing the store, from the moment Revocations returns.
+	// The channel is closed when ctx ends or the store is closed. Delivery
+	// is best effort: IDs are dropped when the receiver falls behind or the
+	// connection to a networked store is down, so callers that cache
+	// sessions must also bound how long they keep an entry. Sessions that
+	// merely expire are not announced.
+	Revocations(ctx context.Context) (<-chan string, error)
 
 	// SavePending stores a pending login under key (the RelayState),
 	// expiring after ttl.
@@ -49,9 +85,23 @@ type Store interface {
 	// returns first=false if the ID was already recorded (a replay).
 	MarkAssertionUsed(ctx context.Context, id string, until time.Time) (first bool, err error)
 
+	// GetBlob returns the shared blob with the given name, or ErrNotFound.
+	// Blobs hold small values every instance must agree on (signing keys,
+	// dynamic configuration); they do not expire. The returned slice is the
+	// caller's.
+	GetBlob(ctx context.Context, name string) ([]byte, error)
+	// PutBlob creates or replaces a blob unconditionally.
+	PutBlob(ctx context.Context, name string, data []byte) error
+	// CompareAndSwapBlob replaces the blob with new only if its current
+	// value is old, atomically, and reports whether it did. A nil old means
+	// "only if there is no blob" (create); a non-nil empty old matches an
+	// existing empty blob. Callers that lose the race re-read and retry.
+	CompareAndSwapBlob(ctx context.Context, name string, old, new []byte) (swapped bool, err error)
+
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
-	// Close releases the store's resources.
+	// Close releases the store's resources and closes every Revocations
+	// channel.
 	Close() error
 }
 

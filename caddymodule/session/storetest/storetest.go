@@ -3,7 +3,7 @@
 //
 // The suite uses the real clock with short TTLs, since a networked store
 // (Redis) expires keys on its own clock; it polls instead of sleeping a
-// fixed time.
+// fixed time. Its tests run in parallel, each on its own store.
 package storetest
 
 import (
@@ -17,7 +17,9 @@ import (
 	"github.com/engage-sso/engage-sso/caddymodule/session"
 )
 
-// Open returns a new, empty store for one test. The suite closes it.
+// Open returns a new, empty store for one test. The suite closes it. Open
+// is called from parallel tests, and stores it returns must not see each
+// other's data (for a shared server: a distinct key prefix per store).
 type Open func(t *testing.T) session.Store
 
 // Run runs the whole conformance suite against the stores open returns.
@@ -42,9 +44,21 @@ func Run(t *testing.T, open Open) {
 		{"ReplayCacheExpires", testReplayCacheExpires},
 		{"CancelledContext", testCancelledContext},
 		{"Ping", testPing},
+		{"UserSessionsDelete", testUserSessionsDelete},
+		{"UserIndexFollowsDelete", testUserIndexFollowsDelete},
+		{"UserIndexSkipsExpired", testUserIndexSkipsExpired},
+		{"UserIndexRenewal", testUserIndexRenewal},
+		{"Revocations", testRevocations},
+		{"RevocationsClosedByContext", testRevocationsClosedByContext},
+		{"RevocationsClosedByClose", testRevocationsClosedByClose},
+		{"BlobRoundTrip", testBlobRoundTrip},
+		{"BlobInvalidName", testBlobInvalidName},
+		{"BlobCompareAndSwap", testBlobCompareAndSwap},
+		{"BlobCompareAndSwapConcurrent", testBlobCompareAndSwapConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			s := open(t)
 			t.Cleanup(func() { _ = s.Close() })
 			tt.fn(t, s)
@@ -351,6 +365,11 @@ func testCancelledContext(t *testing.T, s session.Store) {
 	_, checks["LoadSession"] = s.LoadSession(c, "sid-ctx")
 	_, checks["TakePending"] = s.TakePending(c, "x")
 	_, checks["MarkAssertionUsed"] = s.MarkAssertionUsed(c, "x", time.Now().Add(time.Hour))
+	_, checks["DeleteUserSessions"] = s.DeleteUserSessions(c, "u-123")
+	_, checks["Revocations"] = s.Revocations(c)
+	_, checks["GetBlob"] = s.GetBlob(c, "x")
+	checks["PutBlob"] = s.PutBlob(c, "x", []byte("v"))
+	_, checks["CompareAndSwapBlob"] = s.CompareAndSwapBlob(c, "x", nil, []byte("v"))
 	for name, err := range checks {
 		if err == nil {
 			t.Errorf("%s with a cancelled context = nil; want an error", name)
