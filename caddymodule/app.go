@@ -59,6 +59,7 @@ type App struct {
 	keyPool   string
 	minter    *token.Minter
 	tokens    *tokenCache
+	sessions  *sessionCache
 	providers map[string]*provider
 	byDomain  map[string]*Company
 	wildcard  []domainRule
@@ -84,6 +85,18 @@ type SessionConfig struct {
 	// LoginTimeout is how long a user has to complete sign-in at the IdP
 	// once it has started. Default 10m.
 	LoginTimeout caddy.Duration `json:"login_timeout,omitempty"`
+
+	// CacheTTL is how long an instance trusts a session it loaded from the
+	// store before asking the store again. A session ended on another
+	// instance is normally dropped at once (the store announces it); this
+	// bounds the delay when that announcement is lost. It is also how long
+	// signed-in users keep working while the store is unreachable. Default
+	// 5s; at most 1m.
+	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
+
+	// CacheSize bounds the number of sessions cached per instance.
+	// Default 100,000.
+	CacheSize int `json:"cache_size,omitempty"`
 }
 
 // TokenConfig configures the identity token (JWT) sent upstream.
@@ -110,6 +123,8 @@ const (
 	defaultIdleTimeout  = 2 * time.Hour
 	defaultLifetime     = 12 * time.Hour
 	defaultLoginTimeout = 10 * time.Minute
+	defaultCacheTTL     = 5 * time.Second
+	defaultCacheSize    = 100_000
 	defaultTokenTTL     = 5 * time.Minute
 	defaultIssuer       = "engage-sso"
 	defaultAudience     = "engage"
@@ -196,6 +211,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Now:      a.now,
 	}
 	a.tokens = newTokenCache(100_000)
+	a.sessions = newSessionCache(time.Duration(a.Session.CacheTTL), a.Session.CacheSize)
 
 	a.byDomain = map[string]*Company{}
 	a.providers = map[string]*provider{}
@@ -232,6 +248,12 @@ func (a *App) setDefaults() {
 	if a.Session.LoginTimeout == 0 {
 		a.Session.LoginTimeout = caddy.Duration(defaultLoginTimeout)
 	}
+	if a.Session.CacheTTL == 0 {
+		a.Session.CacheTTL = caddy.Duration(defaultCacheTTL)
+	}
+	if a.Session.CacheSize == 0 {
+		a.Session.CacheSize = defaultCacheSize
+	}
 	if a.Token.TTL == 0 {
 		a.Token.TTL = caddy.Duration(defaultTokenTTL)
 	}
@@ -254,6 +276,12 @@ func (a *App) checkDurations() error {
 	}
 	if a.Session.LoginTimeout < caddy.Duration(time.Minute) || a.Session.LoginTimeout > caddy.Duration(time.Hour) {
 		errs = append(errs, fmt.Errorf("session.login_timeout: %v must be between 1m and 1h", time.Duration(a.Session.LoginTimeout)))
+	}
+	if a.Session.CacheTTL < 0 || a.Session.CacheTTL > caddy.Duration(time.Minute) {
+		errs = append(errs, fmt.Errorf("session.cache_ttl: %v must be between 0 and 1m", time.Duration(a.Session.CacheTTL)))
+	}
+	if a.Session.CacheSize < 0 {
+		errs = append(errs, fmt.Errorf("session.cache_size: %d must not be negative", a.Session.CacheSize))
 	}
 	if a.Token.TTL < caddy.Duration(30*time.Second) || a.Token.TTL > caddy.Duration(time.Hour) {
 		errs = append(errs, fmt.Errorf("token.ttl: %v must be between 30s and 1h", time.Duration(a.Token.TTL)))
@@ -329,12 +357,53 @@ func (a *App) Start() error {
 			go p.fetchLoop(ctx)
 		}
 	}
+	go a.watchRevocations(ctx)
 	if len(a.providers) > 0 {
 		a.logger.Info("engage_sso started",
 			zap.String("login_url", a.BaseURL+"/sso/login"),
 			zap.Int("companies", len(a.Companies)), zap.Int("providers", len(a.providers)))
 	}
 	return nil
+}
+
+// watchRevocations drops sessions ended on any instance from this
+// instance's caches, resubscribing (with backoff) when the feed breaks.
+func (a *App) watchRevocations(ctx context.Context) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		ch, err := a.store.Revocations(ctx)
+		if err == nil {
+			backoff = time.Second
+			for id := range ch {
+				a.sessions.drop(id)
+				a.tokens.drop(id)
+			}
+		} else if ctx.Err() == nil {
+			a.logger.Warn("subscribing to session revocations failed", zap.Error(err), zap.Duration("retry_in", backoff))
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// RevokeUser ends every session of a user on every instance (for SCIM
+// deactivation and the admin page). It returns the number ended.
+func (a *App) RevokeUser(ctx context.Context, userID string) (int, error) {
+	ids, err := a.store.DeleteUserSessions(ctx, userID)
+	for _, id := range ids {
+		a.sessions.drop(id)
+		a.tokens.drop(id)
+	}
+	if err != nil {
+		return len(ids), fmt.Errorf("revoking the sessions of user %q: %w", userID, err)
+	}
+	return len(ids), nil
 }
 
 // Stop stops the metadata fetchers.

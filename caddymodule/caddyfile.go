@@ -44,6 +44,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //			idle_timeout  <duration>
 //			lifetime      <duration>
 //			login_timeout <duration>
+//			cache_ttl     <duration>
+//			cache_size    <n>
 //		}
 //		token {
 //			issuer           <iss>
@@ -156,8 +158,12 @@ func (s *SessionConfig) unmarshal(d *caddyfile.Dispenser) error {
 			s.Lifetime, err = durationArg(d)
 		case "login_timeout":
 			s.LoginTimeout, err = durationArg(d)
+		case "cache_ttl":
+			s.CacheTTL, err = durationArg(d)
+		case "cache_size":
+			s.CacheSize, err = intArg(d)
 		default:
-			err = d.Errf("unknown session setting %q (want cookie_name, idle_timeout, lifetime or login_timeout)", key)
+			err = d.Errf("unknown session setting %q (want cookie_name, idle_timeout, lifetime, login_timeout, cache_ttl or cache_size)", key)
 		}
 		if err != nil {
 			return err

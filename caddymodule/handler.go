@@ -144,16 +144,22 @@ func (h *Handler) currentSession(r *http.Request) (*session.Session, error) {
 		return nil, nil
 	}
 	id := session.IDFromToken(c.Value)
-	sess, err := h.app.store.LoadSession(r.Context(), id)
-	if errors.Is(err, session.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("loading session: %w", err)
-	}
 	now := h.app.now()
+	sess, cached := h.app.sessions.get(id, now)
+	if !cached {
+		var err error
+		sess, err = h.app.store.LoadSession(r.Context(), id)
+		if errors.Is(err, session.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("loading session: %w", err)
+		}
+		h.app.sessions.put(sess, now)
+	}
 	idle := time.Duration(h.app.Session.IdleTimeout)
 	if sess.Expired(now, idle) {
+		h.app.sessions.drop(sess.ID)
 		h.app.tokens.drop(sess.ID)
 		if err := h.app.store.DeleteSession(r.Context(), sess.ID); err != nil {
 			h.logger.Warn("deleting expired session", zap.Error(err))
@@ -162,8 +168,11 @@ func (h *Handler) currentSession(r *http.Request) (*session.Session, error) {
 	}
 	if now.Sub(sess.LastSeen) >= renewEvery(idle) {
 		sess.LastSeen = now
+		h.app.sessions.refresh(sess)
+		// A failed renewal only loses the idle-timeout extension: the
+		// session itself was verified, so the request goes on.
 		if err := h.app.store.SaveSession(r.Context(), sess, sess.TTL(now, idle)); err != nil {
-			return nil, fmt.Errorf("renewing session: %w", err)
+			h.logger.Warn("renewing session failed", zap.Error(err))
 		}
 	}
 	return sess, nil

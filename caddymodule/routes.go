@@ -312,6 +312,7 @@ func (h *Handler) acs(w http.ResponseWriter, r *http.Request, label string) erro
 	if old, err := r.Cookie(h.app.Session.CookieName); err == nil && session.ValidToken(old.Value) {
 		oldID := session.IDFromToken(old.Value)
 		h.app.tokens.drop(oldID)
+		h.app.sessions.drop(oldID)
 		if err := h.app.store.DeleteSession(r.Context(), oldID); err != nil {
 			h.logger.Warn("deleting the previous session", zap.Error(err))
 		}
@@ -374,6 +375,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 	if c, err := r.Cookie(h.app.Session.CookieName); err == nil && session.ValidToken(c.Value) {
 		id := session.IDFromToken(c.Value)
 		h.app.tokens.drop(id)
+		h.app.sessions.drop(id)
 		if err := h.app.store.DeleteSession(r.Context(), id); err != nil {
 			return h.fail(w, r, http.StatusServiceUnavailable, "store_unavailable", err)
 		}
