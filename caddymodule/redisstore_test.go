@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -8,6 +9,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/engage-sso/engage-sso/caddymodule/session"
+	"github.com/engage-sso/engage-sso/internal/redistest"
 )
 
 func TestRedisStoreCaddyfile(t *testing.T) {
@@ -101,5 +105,56 @@ func TestRedisStoreProvisionDefaultsAndPlaceholders(t *testing.T) {
 	if s.Password != "s3cret" || len(s.Addresses) != 1 || s.Addresses[0] != "127.0.0.1:6379" ||
 		s.Prefix != "engage_sso:" || s.ReadTimeout != caddy.Duration(3*time.Second) {
 		t.Errorf("after Provision: %+v", s)
+	}
+}
+
+// TestRedisStoreModuleRealRedis opens the module's store against a real
+// redis-server started for the test, and checks that two configs with the
+// same settings share one client (a reload) and that it is closed when the
+// last one is cleaned up.
+func TestRedisStoreModuleRealRedis(t *testing.T) {
+	addr := redistest.Standalone(t)
+	open := func() (*RedisStore, session.Store) {
+		s := &RedisStore{Addresses: []string{addr}, Prefix: "module-test:"}
+		if err := s.Provision(caddy.Context{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.OpenStore(caddy.Context{})
+		if err != nil {
+			t.Fatalf("OpenStore() = %v", err)
+		}
+		return s, st
+	}
+	modA, a := open()
+	modB, b := open()
+	if a != b {
+		t.Error("two configs with the same settings got different stores; a reload would drop connections")
+	}
+	ctx := context.Background()
+	if err := a.Ping(ctx); err != nil {
+		t.Fatalf("Ping() = %v", err)
+	}
+	sess := &session.Session{ID: "module-sid", UserID: "u1", Email: "a@contoso.com", Role: "agent",
+		Company: "contoso", Provider: "contoso", CreatedAt: time.Now(), LastSeen: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	if err := a.SaveSession(ctx, sess, time.Minute); err != nil {
+		t.Fatalf("SaveSession() = %v", err)
+	}
+	if got, err := b.LoadSession(ctx, "module-sid"); err != nil || got.Email != sess.Email {
+		t.Fatalf("LoadSession() = %+v, %v", got, err)
+	}
+	if err := modA.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ping(ctx); err != nil {
+		t.Errorf("after one of two configs was cleaned up, Ping() = %v; want the client still open", err)
+	}
+	if err := modB.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ping(ctx); err == nil {
+		t.Error("after the last config was cleaned up, Ping() = nil; want the client closed")
 	}
 }
