@@ -3,6 +3,7 @@ package directory
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
@@ -230,14 +231,34 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
+// hangUp returns the URL of a server that closes every connection at once.
+// (A closed server's port could be reused by another test's server.)
+func hangUp(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
 func TestNetworkError(t *testing.T) {
 	t.Parallel()
-	hook := newFakeHook(t, func(int, http.ResponseWriter, *http.Request) {})
-	hook.srv.Close()
-	c, s, attempts := testClient(t, hook.srv.URL, nil)
+	url := hangUp(t)
+	c, s, attempts := testClient(t, url, nil)
 	_, err := c.Create(context.Background(), ada)
 	checkErr(t, err, ErrUnavailable, 0, "")
-	if msg := err.Error(); strings.Contains(msg, hook.srv.URL) || strings.Contains(msg, "\n") ||
+	if msg := err.Error(); strings.Contains(msg, url) || strings.Contains(msg, "\n") ||
 		!strings.HasPrefix(msg, "directory: create: ") || !strings.HasSuffix(msg, "(gave up after 3 attempts)") {
 		t.Errorf("error = %q; want one line naming the operation and the attempts, without the URL", msg)
 	}

@@ -1,10 +1,13 @@
 // Command engage-demo runs the demo Engage application: an upstream behind
 // engage-sso that verifies the X-Engage-Identity token against engage-sso's
-// JWKS and shows who is signed in.
+// JWKS and shows who is signed in. It also implements the user hook at
+// /hook/ (base URL http://<listen>/hook), through which engage-sso creates
+// and updates users, and lists them to account holders at /users.
 //
 // Usage:
 //
 //	engage-demo [-listen 127.0.0.1:9000] [-jwks URL] [-issuer engage-sso] [-audience engage]
+//		[-hook-audience user-hook] [-data users.json]
 package main
 
 import (
@@ -51,11 +54,16 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	jwks := fs.String("jwks", "http://localhost:8080/sso/.well-known/jwks.json", "URL of engage-sso's JWKS")
 	issuer := fs.String("issuer", engageauth.DefaultIssuer, "required token issuer (iss)")
 	audience := fs.String("audience", engageauth.DefaultAudience, "required token audience (aud)")
+	hookAudience := fs.String("hook-audience", demoapp.DefaultHookAudience, "required audience (aud) of user hook tokens")
+	dataFile := fs.String("data", "", "JSON file to keep the users in (default: in memory)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *hookAudience == *audience {
+		return fmt.Errorf("-hook-audience and -audience are both %q; identity tokens would open the user hook", *audience)
 	}
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
@@ -68,7 +76,21 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	handler, err := demoapp.New(demoapp.Config{Verifier: verifier, Logger: logger})
+	hookVerifier, err := engageauth.NewVerifier(engageauth.Options{
+		JWKSURL:  *jwks,
+		Issuer:   *issuer,
+		Audience: *hookAudience,
+		Logger:   logger,
+	})
+	if err != nil {
+		return err
+	}
+	handler, err := demoapp.New(demoapp.Config{
+		Verifier:     verifier,
+		HookVerifier: hookVerifier,
+		DataFile:     *dataFile,
+		Logger:       logger,
+	})
 	if err != nil {
 		return err
 	}
@@ -85,7 +107,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	logger.Info("engage-demo listening", slog.String("addr", ln.Addr().String()), slog.String("jwks", *jwks))
+	logger.Info("engage-demo listening", slog.String("addr", ln.Addr().String()), slog.String("jwks", *jwks),
+		slog.String("user_hook", "http://"+ln.Addr().String()+"/hook"), slog.String("data", *dataFile))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

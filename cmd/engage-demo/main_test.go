@@ -20,6 +20,8 @@ func TestRunErrors(t *testing.T) {
 		{"extra argument", []string{"serve"}, `unexpected arguments ["serve"]`},
 		{"bad JWKS URL", []string{"-jwks", "jwks.json", "-listen", "127.0.0.1:0"}, "not an absolute http or https URL"},
 		{"bad listen address", []string{"-listen", "127.0.0.1:99999"}, "listening"},
+		{"same audiences", []string{"-hook-audience", "engage"}, "identity tokens would open the user hook"},
+		{"bad data file", []string{"-data", "/", "-listen", "127.0.0.1:0"}, "reading users"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,7 +41,7 @@ func TestRunHelp(t *testing.T) {
 	if err := run(context.Background(), []string{"-h"}, &stderr); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("run(-h) = %v; want flag.ErrHelp", err)
 	}
-	for _, f := range []string{"-listen", "-jwks", "-issuer", "-audience"} {
+	for _, f := range []string{"-listen", "-jwks", "-issuer", "-audience", "-hook-audience", "-data"} {
 		if !strings.Contains(stderr.String(), f) {
 			t.Errorf("usage %q does not mention %s", stderr.String(), f)
 		}

@@ -124,15 +124,25 @@ func parseDevIdP(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 }
 
 // DemoApp serves the demo Engage upstream (internal/demoapp): it verifies
-// the identity token against engage-sso's JWKS and shows who is signed in.
+// the identity token against engage-sso's JWKS and shows who is signed in,
+// and implements the user hook under /hook/ (its base URL is
+// {site}/hook), keeping the users in a JSON file.
 type DemoApp struct {
 	// JWKSURL is engage-sso's key set, such as
 	// http://localhost:8080/sso/.well-known/jwks.json. Required.
 	JWKSURL string `json:"jwks_url,omitempty"`
-	// Issuer is the expected `iss`. Default "engage-sso".
+	// Issuer is the expected `iss` of identity and hook tokens. Default
+	// "engage-sso".
 	Issuer string `json:"issuer,omitempty"`
-	// Audience is the expected `aud`. Default "engage".
+	// Audience is the expected `aud` of identity tokens. Default "engage".
 	Audience string `json:"audience,omitempty"`
+	// HookAudience is the expected `aud` of the user hook's bearer tokens.
+	// It must differ from Audience. Default "user-hook".
+	HookAudience string `json:"hook_audience,omitempty"`
+	// DataFile is the JSON file the demo keeps its users in, created at
+	// the first change; {env.*} placeholders are expanded. Default: none,
+	// the users are kept in memory and lost when Caddy stops or reloads.
+	DataFile string `json:"data_file,omitempty"`
 
 	h http.Handler
 }
@@ -145,16 +155,37 @@ func (DemoApp) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision builds the demo app.
+// Provision builds the demo app and loads its users.
 func (m *DemoApp) Provision(ctx caddy.Context) error {
 	if m.JWKSURL == "" {
 		return errors.New("engage_demo_app: jwks_url is required")
 	}
-	v, err := engageauth.NewVerifier(engageauth.Options{JWKSURL: m.JWKSURL, Issuer: m.Issuer, Audience: m.Audience})
+	hookAud := m.HookAudience
+	if hookAud == "" {
+		hookAud = demoapp.DefaultHookAudience
+	}
+	aud := m.Audience
+	if aud == "" {
+		aud = engageauth.DefaultAudience
+	}
+	if hookAud == aud {
+		return fmt.Errorf("engage_demo_app: hook_audience and audience are both %q; identity tokens would open the user hook", aud)
+	}
+	v, err := engageauth.NewVerifier(engageauth.Options{JWKSURL: m.JWKSURL, Issuer: m.Issuer, Audience: aud})
 	if err != nil {
 		return fmt.Errorf("engage_demo_app: %w", err)
 	}
-	h, err := demoapp.New(demoapp.Config{Verifier: v}) // requests are in Caddy's access log
+	hv, err := engageauth.NewVerifier(engageauth.Options{JWKSURL: m.JWKSURL, Issuer: m.Issuer, Audience: hookAud})
+	if err != nil {
+		return fmt.Errorf("engage_demo_app: %w", err)
+	}
+	dataFile := caddy.NewReplacer().ReplaceKnown(m.DataFile, "")
+	h, err := demoapp.New(demoapp.Config{ // page requests are also in Caddy's access log
+		Verifier:     v,
+		HookVerifier: hv,
+		DataFile:     dataFile,
+		Logger:       ctx.Slogger(),
+	})
 	if err != nil {
 		return fmt.Errorf("engage_demo_app: %w", err)
 	}
@@ -171,27 +202,39 @@ func (m *DemoApp) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 // UnmarshalCaddyfile parses:
 //
 //	engage_demo_app {
-//		jwks_url <url>
-//		issuer   <iss>
-//		audience <aud>
+//		jwks_url      <url>
+//		issuer        <iss>
+//		audience      <aud>
+//		hook_audience <aud>
+//		data_file     <path>
 //	}
 func (m *DemoApp) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	seen := map[string]bool{}
 	for d.NextBlock(0) {
+		name := d.Val()
 		var dst *string
-		switch d.Val() {
+		switch name {
 		case "jwks_url":
 			dst = &m.JWKSURL
 		case "issuer":
 			dst = &m.Issuer
 		case "audience":
 			dst = &m.Audience
+		case "hook_audience":
+			dst = &m.HookAudience
+		case "data_file":
+			dst = &m.DataFile
 		default:
-			return d.Errf("unknown engage_demo_app setting %q (want jwks_url, issuer or audience)", d.Val())
+			return d.Errf("unknown engage_demo_app setting %q (want jwks_url, issuer, audience, hook_audience or data_file)", name)
 		}
+		if seen[name] {
+			return d.Errf("engage_demo_app: %s set twice", name)
+		}
+		seen[name] = true
 		if !d.AllArgs(dst) {
 			return d.ArgErr()
 		}
