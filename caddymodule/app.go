@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/engage-sso/engage-sso/caddymodule/directory"
 	"github.com/engage-sso/engage-sso/caddymodule/identity"
 	"github.com/engage-sso/engage-sso/caddymodule/session"
 	"github.com/engage-sso/engage-sso/caddymodule/token"
@@ -49,6 +50,12 @@ type App struct {
 	// Token configures the identity token sent upstream.
 	Token TokenConfig `json:"token,omitzero"`
 
+	// UserHook is the upstream app's user hook, through which users are
+	// found and JIT-created at sign-in (docs/upstream-api.md). Without it,
+	// every user whose domain and role are allowed is signed in and
+	// identified by their Azure object id.
+	UserHook *UserHook `json:"user_hook,omitempty"`
+
 	// Companies are the tenants, each with its authorised domains and
 	// providers.
 	Companies []*Company `json:"companies,omitempty"`
@@ -61,12 +68,14 @@ type App struct {
 	tokens    *tokenCache
 	sessions  *sessionCache
 	providers map[string]*provider
-	byDomain  map[string]*Company
-	wildcard  []domainRule
-	logger    *zap.Logger
-	metrics   *metrics
-	cancel    context.CancelFunc
-	now       func() time.Time
+	// directories are the user hook clients by URL.
+	directories map[string]*directory.Client
+	byDomain    map[string]*Company
+	wildcard    []domainRule
+	logger      *zap.Logger
+	metrics     *metrics
+	cancel      context.CancelFunc
+	now         func() time.Time
 }
 
 // SessionConfig configures sign-in sessions.
@@ -156,7 +165,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
 	a.BaseURL = strings.TrimSuffix(repl.ReplaceKnown(a.BaseURL, ""), "/")
 	a.Token.SigningKeyFile = repl.ReplaceKnown(a.Token.SigningKeyFile, "")
+	if a.UserHook != nil {
+		a.UserHook.URL = repl.ReplaceKnown(a.UserHook.URL, "")
+	}
 	for _, c := range a.Companies {
+		c.UserHookURL = repl.ReplaceKnown(c.UserHookURL, "")
 		for _, p := range c.Providers {
 			if p != nil {
 				p.MetadataFile = repl.ReplaceKnown(p.MetadataFile, "")
@@ -209,6 +222,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		TTL:      time.Duration(a.Token.TTL),
 		Keys:     a.keys,
 		Now:      a.now,
+	}
+	if err := a.setupDirectories(ctx.GetMetricsRegistry()); err != nil {
+		return err
 	}
 	a.tokens = newTokenCache(100_000)
 	a.sessions = newSessionCache(time.Duration(a.Session.CacheTTL), a.Session.CacheSize)
@@ -285,6 +301,16 @@ func (a *App) checkDurations() error {
 	}
 	if a.Token.TTL < caddy.Duration(30*time.Second) || a.Token.TTL > caddy.Duration(time.Hour) {
 		errs = append(errs, fmt.Errorf("token.ttl: %v must be between 30s and 1h", time.Duration(a.Token.TTL)))
+	}
+	if a.UserHook != nil {
+		if a.UserHook.URL != "" {
+			if err := checkHookURL(a.UserHook.URL); err != nil {
+				errs = append(errs, fmt.Errorf("user_hook.url: %w", err))
+			}
+		}
+		if a.UserHook.Timeout < 0 || a.UserHook.MaxAttempts < 0 || a.UserHook.MaxAttempts > 10 {
+			errs = append(errs, errors.New("user_hook: timeout must not be negative and max_attempts must be between 1 and 10"))
+		}
 	}
 	if !validCookieName(a.Session.CookieName) {
 		errs = append(errs, fmt.Errorf("session.cookie_name: %q is not a valid cookie name", a.Session.CookieName))

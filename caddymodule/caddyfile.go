@@ -53,9 +53,15 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //			ttl              <duration>
 //			signing_key_file <path>
 //		}
+//		user_hook <url> {
+//			audience     <aud>
+//			timeout      <duration>
+//			max_attempts <n>
+//		}
 //		company <id> {
-//			name    <display name>
-//			domains <domain...>
+//			name      <display name>
+//			domains   <domain...>
+//			user_hook <url>
 //			provider <label> {
 //				metadata_file    <path>
 //				metadata_url     <url>
@@ -119,6 +125,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := a.Token.unmarshal(d); err != nil {
 				return err
 			}
+		case "user_hook":
+			a.UserHook = new(UserHook)
+			if err := a.UserHook.unmarshal(d); err != nil {
+				return err
+			}
 		case "company":
 			c, err := unmarshalCompany(d, companies, labels, domains)
 			if err != nil {
@@ -126,7 +137,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.Companies = append(a.Companies, c)
 		default:
-			return d.Errf("unknown engage_sso setting %q (want base_url, store, session, token or company)", key)
+			return d.Errf("unknown engage_sso setting %q (want base_url, store, session, token, user_hook or company)", key)
 		}
 	}
 	if len(a.Companies) > 0 && a.BaseURL == "" {
@@ -202,6 +213,45 @@ func (t *TokenConfig) unmarshal(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// unmarshal parses `user_hook <url> [{ ... }]`.
+func (u *UserHook) unmarshal(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.Errf("user_hook: missing URL")
+	}
+	u.URL = d.Val()
+	if err := checkHookURL(u.URL); err != nil && !strings.Contains(u.URL, "{") {
+		return d.Errf("user_hook: %v", err)
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := settings{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		key := d.Val()
+		if err := seen.once(d, "user_hook."+key, true); err != nil {
+			return err
+		}
+		var err error
+		switch key {
+		case "audience":
+			u.Audience, err = oneArg(d)
+		case "timeout":
+			u.Timeout, err = durationArg(d)
+		case "max_attempts":
+			u.MaxAttempts, err = intArg(d)
+			if err == nil && u.MaxAttempts > 10 {
+				err = d.Errf("max_attempts: at most 10")
+			}
+		default:
+			err = d.Errf("unknown user_hook setting %q (want audience, timeout or max_attempts)", key)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func unmarshalCompany(d *caddyfile.Dispenser, companies, labels, domains map[string]int) (*Company, error) {
 	id, err := oneArgNoEnd(d)
 	if err != nil {
@@ -244,6 +294,15 @@ func unmarshalCompany(d *caddyfile.Dispenser, companies, labels, domains map[str
 				domains[k] = d.Line()
 				c.Domains = append(c.Domains, k)
 			}
+		case "user_hook":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkHookURL(v); err != nil && !strings.Contains(v, "{") {
+				return nil, d.Errf("company %q: user_hook: %v", id, err)
+			}
+			c.UserHookURL = v
 		case "provider":
 			p, err := unmarshalProvider(d, labels)
 			if err != nil {
@@ -251,7 +310,7 @@ func unmarshalCompany(d *caddyfile.Dispenser, companies, labels, domains map[str
 			}
 			c.Providers = append(c.Providers, p)
 		default:
-			return nil, d.Errf("unknown company setting %q (want name, domains or provider)", key)
+			return nil, d.Errf("unknown company setting %q (want name, domains, user_hook or provider)", key)
 		}
 	}
 	if c.Name == "" {

@@ -35,6 +35,11 @@ type Company struct {
 	// domain belongs to one company only.
 	Domains []string `json:"domains,omitempty"`
 
+	// UserHookURL is the company's own user hook base URL, overriding the
+	// global user_hook url (for companies whose accounts live in another
+	// Engage deployment).
+	UserHookURL string `json:"user_hook_url,omitempty"`
+
 	// Providers are the company's Azure AD Enterprise Apps (SAML identity
 	// providers). After the email step, users of a company with one provider
 	// go straight to it; with several, they choose. A provider's shortcut
@@ -83,11 +88,12 @@ type Provider struct {
 	// user with none is refused. At least one ID is required.
 	Roles map[string][]string `json:"roles,omitempty"`
 
-	// JIT, when true (the default), lets users who have no Engage account
-	// yet have one created at their first sign-in. It takes effect with the
-	// upstream user hook, which is not built yet: today every user whose
-	// domain and role are allowed is signed in, identified by their Azure
-	// object id.
+	// JIT, when true (the default), creates an Engage account, through the
+	// user hook, for a user who has none at their first sign-in, with the
+	// role resolved from their groups or app roles. When false, such a
+	// user is refused: an account holder or supervisor must create the
+	// account first, or SCIM provisioning must. Without a user hook it has
+	// no effect.
 	JIT *bool `json:"jit,omitempty"`
 
 	// AllowIdPInitiated, when true (the default), accepts logins started at
@@ -103,6 +109,9 @@ type Provider struct {
 	// URIs.
 	Claims identity.ClaimNames `json:"claims,omitzero"`
 }
+
+// jit reports whether JIT provisioning is on.
+func (p *Provider) jit() bool { return p.JIT == nil || *p.JIT }
 
 // idpInitiated reports whether IdP-initiated login is allowed.
 func (p *Provider) idpInitiated() bool { return p.AllowIdPInitiated == nil || *p.AllowIdPInitiated }
@@ -161,6 +170,11 @@ func validateConfig(baseURL string, companies []*Company) error {
 		}
 		if len(c.Domains) == 0 {
 			errs = append(errs, fmt.Errorf("%s.domains: company %q has no authorised domain", at, c.ID))
+		}
+		if c.UserHookURL != "" {
+			if err := checkHookURL(c.UserHookURL); err != nil {
+				errs = append(errs, fmt.Errorf("%s.user_hook_url: %w", at, err))
+			}
 		}
 		for j, d := range c.Domains {
 			dat := fmt.Sprintf("%s.domains[%d]", at, j)

@@ -286,9 +286,9 @@ func (h *Handler) acs(w http.ResponseWriter, r *http.Request, label string) erro
 		}
 		return h.loginFailed(w, r, prov, http.StatusForbidden, reason, err)
 	}
-	// Until the user hook (directory) is wired in, the stable Azure object
-	// id is the user id; the email is the fallback for IdPs without one.
-	id.UserID = orDefault(id.ObjectID, id.Email)
+	if reason, status, err := h.resolveUser(r.Context(), prov, &id); err != nil {
+		return h.loginFailed(w, r, prov, status, reason, err)
+	}
 
 	now := h.app.now()
 	tok, sid, err := session.NewToken(nil)

@@ -36,6 +36,20 @@ func signIn(t *testing.T, ctx context.Context, e *env, email, path string) strin
 // URL (Azure's "Sign on URL"), skipping the email step.
 func signInVia(t *testing.T, ctx context.Context, e *env, email, path string, shortcut bool) string {
 	t.Helper()
+	return signInAt(t, ctx, e, email, path, shortcutLabel(shortcut))
+}
+
+func shortcutLabel(shortcut bool) string {
+	if shortcut {
+		return "contoso"
+	}
+	return ""
+}
+
+// signInAt is signIn; with a label it starts at that provider's shortcut
+// URL (Azure's "Sign on URL"), skipping the email step.
+func signInAt(t *testing.T, ctx context.Context, e *env, email, path, label string) string {
+	t.Helper()
 	u := demoUser(t, email)
 	type stage struct {
 		name  string
@@ -46,9 +60,13 @@ func signInVia(t *testing.T, ctx context.Context, e *env, email, path string, sh
 			chromedp.Navigate(e.gateway + path),
 			chromedp.WaitVisible(chromedp.CSS(`#email`)),
 		}},
-		{"enter the email and reach the IdP", []chromedp.Action[chromedp.Void]{
+		{"enter the email, choose the contoso provider and reach the IdP", []chromedp.Action[chromedp.Void]{
 			chromedp.SendKeys(chromedp.CSS(`#email`), u.Email),
 			chromedp.Click(chromedp.CSS(`#continue`)),
+			// Contoso has two providers (contoso, contoso-strict): the
+			// chooser page lists both.
+			chromedp.WaitVisible(chromedp.CSS(`#choices`)),
+			chromedp.Click(chromedp.CSS(`#choices a[href^="/sso/login/contoso?"]`)),
 			chromedp.WaitVisible(chromedp.CSS(`#signin-form #password`)),
 		}},
 		{"sign in at the IdP and come back to Engage", []chromedp.Action[chromedp.Void]{
@@ -59,9 +77,9 @@ func signInVia(t *testing.T, ctx context.Context, e *env, email, path string, sh
 			chromedp.WaitVisible(chromedp.CSS(`#role, #title`)),
 		}},
 	}
-	if shortcut {
+	if label != "" {
 		stages = append([]stage{{"open the provider's shortcut URL and reach the IdP", []chromedp.Action[chromedp.Void]{
-			chromedp.Navigate(e.gateway + "/sso/login/contoso?rd=" + url.QueryEscape(path)),
+			chromedp.Navigate(e.gateway + "/sso/login/" + label + "?rd=" + url.QueryEscape(path)),
 			chromedp.WaitVisible(chromedp.CSS(`#signin-form #password`)),
 		}}}, stages[2:]...)
 	}

@@ -25,7 +25,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	_ "github.com/engage-sso/engage-sso/caddymodule"
+	"github.com/engage-sso/engage-sso/caddymodule/directory"
 	"github.com/engage-sso/engage-sso/caddymodule/saml/samltest"
+	"github.com/engage-sso/engage-sso/caddymodule/token"
 	_ "github.com/engage-sso/engage-sso/internal/demomodules"
 	"github.com/engage-sso/engage-sso/internal/devidp"
 )
@@ -36,9 +38,13 @@ type env struct {
 	upstream string
 	idp      string
 	logFile  string
-	// Northwind's IdP is a test IdP whose key the tests hold, so they can
-	// post crafted, really signed responses.
+	// Northwind's and Tailspin's IdPs are test IdPs whose keys the tests
+	// hold, so they can post crafted, really signed responses.
 	northwind *samltest.IdP
+	tailspin  *samltest.IdP
+	// dir talks to the demo upstream's user hook as engage-sso does, with
+	// bearer tokens signed by the gateway's key (the tests wrote it).
+	dir *directory.Client
 }
 
 var (
@@ -77,9 +83,22 @@ const caddyfileTmpl = `{
 	}
 	engage_sso {
 		base_url {GATEWAY}
+		user_hook {UPSTREAM}/hook {
+			timeout 3s
+		}
+		token {
+			signing_key_file {SIGNING_KEY}
+		}
 		company contoso {
 			name Contoso
 			domains contoso.com
+			provider contoso-strict {
+				metadata_url {IDP}/` + devidp.DemoTenantID + `/federationmetadata/2007-06/federationmetadata.xml
+				agent ` + devidp.GroupAgents + `
+				supervisor ` + devidp.GroupSupervisors + `
+				account_holder ` + devidp.GroupAccountHolders + `
+				jit off
+			}
 			provider contoso {
 				metadata_url {IDP}/` + devidp.DemoTenantID + `/federationmetadata/2007-06/federationmetadata.xml
 				mapping groups
@@ -100,6 +119,17 @@ const caddyfileTmpl = `{
 				default_path /welcome
 			}
 		}
+		company tailspin {
+			name Tailspin Toys
+			domains tailspin.example
+			provider tailspin {
+				metadata_file {TS_METADATA}
+				mapping roles
+				agent Engage.Agent
+				account_holder Engage.AccountHolder
+				jit off
+			}
+		}
 	}
 }
 
@@ -113,6 +143,7 @@ const caddyfileTmpl = `{
 	bind 127.0.0.1
 	engage_demo_app {
 		jwks_url {GATEWAY}/sso/.well-known/jwks.json
+		data_file {DATA_FILE}
 	}
 }
 
@@ -121,6 +152,7 @@ const caddyfileTmpl = `{
 	engage_dev_idp {
 		base_url {IDP}
 		service_provider {GATEWAY}/sso/saml/contoso/metadata
+		service_provider {GATEWAY}/sso/saml/contoso-strict/metadata
 	}
 }
 `
@@ -159,6 +191,33 @@ func newEnv(t testing.TB) (*env, error) {
 	if err := os.WriteFile(mdFile, e.northwind.Metadata(t), 0o600); err != nil {
 		return nil, err
 	}
+	e.tailspin = samltest.NewIdP(t, "3c2b1a09-8f7e-4d6c-9b5a-493827160504")
+	tsFile := filepath.Join(tmpDir, "tailspin-metadata.xml")
+	if err := os.WriteFile(tsFile, e.tailspin.Metadata(t), 0o600); err != nil {
+		return nil, err
+	}
+	key, err := token.GenerateKey(nil, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	pemKey, err := key.MarshalPEM()
+	if err != nil {
+		return nil, err
+	}
+	keyFile := filepath.Join(tmpDir, "signing-key.pem")
+	if err := os.WriteFile(keyFile, pemKey, 0o600); err != nil {
+		return nil, err
+	}
+	minter := &token.Minter{Issuer: "engage-sso", Keys: token.NewKeySet(key)}
+	e.dir, err = directory.New(directory.Config{
+		BaseURL: e.upstream + "/hook",
+		Token: func(context.Context) (string, error) {
+			return minter.MintAudience("user-hook", "e2e-test", time.Minute)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
 	cf := strings.NewReplacer(
 		"{LOG}", e.logFile,
 		"{GATEWAY}", e.gateway,
@@ -166,6 +225,9 @@ func newEnv(t testing.TB) (*env, error) {
 		"{UPSTREAM}", e.upstream,
 		"{IDP}", e.idp,
 		"{NW_METADATA}", mdFile,
+		"{TS_METADATA}", tsFile,
+		"{SIGNING_KEY}", keyFile,
+		"{DATA_FILE}", filepath.Join(tmpDir, "users.json"),
 	).Replace(caddyfileTmpl)
 	adapter := caddyconfig.GetAdapter("caddyfile")
 	cfg, warnings, err := adapter.Adapt([]byte(cf), map[string]any{"filename": "e2e.Caddyfile"})
