@@ -57,6 +57,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //			audience     <aud>
 //			timeout      <duration>
 //			max_attempts <n>
+//			tls {
+//				ca_file     <path>
+//				cert_file   <path>
+//				key_file    <path>
+//				server_name <name>
+//			}
 //		}
 //		company <id> {
 //			name      <display name>
@@ -242,8 +248,11 @@ func (u *UserHook) unmarshal(d *caddyfile.Dispenser) error {
 			if err == nil && u.MaxAttempts > 10 {
 				err = d.Errf("max_attempts: at most 10")
 			}
+		case "tls":
+			u.TLS = new(TLSFiles)
+			err = u.TLS.unmarshal(d)
 		default:
-			err = d.Errf("unknown user_hook setting %q (want audience, timeout or max_attempts)", key)
+			err = d.Errf("unknown user_hook setting %q (want audience, timeout, max_attempts or tls)", key)
 		}
 		if err != nil {
 			return err

@@ -52,7 +52,7 @@ type RedisStore struct {
 	Prefix string `json:"prefix,omitempty"`
 
 	// TLS, when set, connects with TLS.
-	TLS *RedisTLS `json:"tls,omitempty"`
+	TLS *TLSFiles `json:"tls,omitempty"`
 
 	// DialTimeout bounds connecting. Default 5s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
@@ -69,8 +69,9 @@ type RedisStore struct {
 	poolKey string
 }
 
-// RedisTLS configures TLS to Redis.
-type RedisTLS struct {
+// TLSFiles configures a TLS client connection (to Redis, to the user hook)
+// from PEM files.
+type TLSFiles struct {
 	// CAFile is a PEM file of CAs to trust instead of the system's.
 	CAFile string `json:"ca_file,omitempty"`
 	// CertFile and KeyFile are a client certificate and its key (PEM).
@@ -184,7 +185,7 @@ func (s *RedisStore) OpenStore(caddy.Context) (session.Store, error) {
 	return v.(pooledRedis).Redis, nil
 }
 
-func (t *RedisTLS) config() (*tls.Config, error) {
+func (t *TLSFiles) config() (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
@@ -274,7 +275,7 @@ func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "prefix":
 			s.Prefix, err = oneArg(d)
 		case "tls":
-			s.TLS = new(RedisTLS)
+			s.TLS = new(TLSFiles)
 			err = s.TLS.unmarshal(d)
 		case "dial_timeout":
 			s.DialTimeout, err = durationArg(d)
@@ -294,7 +295,7 @@ func (s *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-func (t *RedisTLS) unmarshal(d *caddyfile.Dispenser) error {
+func (t *TLSFiles) unmarshal(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}

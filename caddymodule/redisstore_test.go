@@ -45,7 +45,7 @@ func TestRedisStoreCaddyfile(t *testing.T) {
 		SentinelPassword: "{env.SENTINEL_PASSWORD}",
 		DB:               2,
 		Prefix:           "eng:",
-		TLS:              &RedisTLS{CAFile: "/etc/redis/ca.pem", ServerName: "redis.internal"},
+		TLS:              &TLSFiles{CAFile: "/etc/redis/ca.pem", ServerName: "redis.internal"},
 		DialTimeout:      caddy.Duration(2 * time.Second),
 		ReadTimeout:      caddy.Duration(500 * time.Millisecond),
 		WriteTimeout:     caddy.Duration(500 * time.Millisecond),
@@ -83,7 +83,7 @@ func TestRedisStoreCaddyfileErrors(t *testing.T) {
 func TestRedisStoreValidate(t *testing.T) {
 	for name, s := range map[string]RedisStore{
 		"db with cluster":    {Addresses: []string{"a:1", "b:1"}, DB: 1},
-		"cert without key":   {TLS: &RedisTLS{CertFile: "c.pem"}},
+		"cert without key":   {TLS: &TLSFiles{CertFile: "c.pem"}},
 		"negative pool size": {PoolSize: -1},
 	} {
 		if err := s.Validate(); err == nil {

@@ -36,6 +36,11 @@ type UserHook struct {
 	// MaxAttempts is how many times a call is tried on network errors,
 	// 5xx and 429 answers (never on other 4xx). Default 3.
 	MaxAttempts int `json:"max_attempts,omitempty"`
+
+	// TLS configures the connection to the hook: a private CA and, for
+	// mutual TLS, a client certificate (cert_file and key_file), in
+	// addition to the bearer token.
+	TLS *TLSFiles `json:"tls,omitempty"`
 }
 
 const defaultHookAudience = "user-hook"
@@ -108,12 +113,21 @@ func (a *App) setupDirectories(reg *prometheus.Registry) error {
 		if a.directories[u] != nil {
 			continue
 		}
+		client := &http.Client{}
+		if hook.TLS != nil {
+			tc, err := hook.TLS.config()
+			if err != nil {
+				return fmt.Errorf("user_hook tls: %w", err)
+			}
+			client.Transport = &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment,
+				MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second}
+		}
 		cl, err := directory.New(directory.Config{
 			BaseURL: u,
 			Token: func(context.Context) (string, error) {
 				return a.minter.MintAudience(aud, "engage-sso", time.Minute)
 			},
-			HTTPClient:  &http.Client{},
+			HTTPClient:  client,
 			Timeout:     time.Duration(hook.Timeout),
 			MaxAttempts: hook.MaxAttempts,
 			Observe: func(op string, status int, _ error, _ time.Duration) {

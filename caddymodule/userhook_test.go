@@ -2,9 +2,19 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -162,5 +172,79 @@ func TestUserHookCaddyfile(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("UnmarshalCaddyfile(%q) = %v; want an error containing %q", tt.in, err, tt.want)
 		}
+	}
+}
+
+// TestUserHookMutualTLS: with tls { ca_file cert_file key_file } the hook
+// is reached over mutual TLS; without the client certificate the same hook
+// refuses the connection and the sign-in fails closed.
+func TestUserHookMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	clientKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "engage-sso"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &clientKey.PublicKey, clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCert, _ := x509.ParseCertificate(der)
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(clientKey)
+	write := func(name, typ string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	certFile := write("client.pem", "CERTIFICATE", der)
+	keyFile := write("client-key.pem", "PRIVATE KEY", keyDER)
+
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.Method {
+		case http.MethodGet:
+			_, _ = w.Write([]byte(`{"users":[{"id":"u-tls","email":"a@contoso.com","role":"agent","active":true,"company":"contoso","external_id":"oid-1","provider":"contoso"}]}`))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	pool := x509.NewCertPool()
+	pool.AddCert(clientCert)
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	caFile := write("ca.pem", "CERTIFICATE", srv.Certificate().Raw)
+
+	for _, tt := range []struct {
+		name   string
+		tls    *TLSFiles
+		wantID string
+	}{
+		{"client certificate", &TLSFiles{CAFile: caFile, CertFile: certFile, KeyFile: keyFile}, "u-tls"},
+		{"no client certificate", &TLSFiles{CAFile: caFile}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			key, _ := token.GenerateKey(nil, time.Now())
+			prov := &Provider{Label: "contoso"}
+			c := &Company{ID: "contoso", Providers: []*Provider{prov}}
+			a := &App{UserHook: &UserHook{URL: srv.URL, MaxAttempts: 1, TLS: tt.tls}, Companies: []*Company{c},
+				minter: &token.Minter{Keys: token.NewKeySet(key)}}
+			a.setDefaults()
+			if err := a.setupDirectories(nil); err != nil {
+				t.Fatal(err)
+			}
+			id := identity.Identity{Email: "a@contoso.com", Role: identity.RoleAgent, Company: "contoso", Provider: "contoso", ObjectID: "oid-1"}
+			reason, _, err := (&Handler{app: a}).resolveUser(context.Background(), &provider{cfg: prov, company: c}, &id)
+			if tt.wantID != "" && (err != nil || id.UserID != tt.wantID) {
+				t.Errorf("resolveUser() = %v, user %q; want %q", err, id.UserID, tt.wantID)
+			}
+			if tt.wantID == "" && (err == nil || reason != "directory_unavailable") {
+				t.Errorf("resolveUser() without a client certificate = %q, %v; want directory_unavailable", reason, err)
+			}
+		})
 	}
 }
