@@ -52,6 +52,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //			audience         <aud>
 //			ttl              <duration>
 //			signing_key_file <path>
+//			rotate_every     <duration>
 //		}
 //		user_hook <url> {
 //			audience     <aud>
@@ -209,8 +210,10 @@ func (t *TokenConfig) unmarshal(d *caddyfile.Dispenser) error {
 			t.TTL, err = durationArg(d)
 		case "signing_key_file":
 			t.SigningKeyFile, err = oneArg(d)
+		case "rotate_every":
+			t.RotateEvery, err = durationArg(d)
 		default:
-			err = d.Errf("unknown token setting %q (want issuer, audience, ttl or signing_key_file)", key)
+			err = d.Errf("unknown token setting %q (want issuer, audience, ttl, signing_key_file or rotate_every)", key)
 		}
 		if err != nil {
 			return err

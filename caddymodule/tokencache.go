@@ -51,6 +51,14 @@ func (c *tokenCache) put(sid, jwt string, expires, now time.Time) {
 	c.m[sid] = cachedToken{jwt: jwt, expires: expires}
 }
 
+// clear empties the cache (after a key change, so that no token signed
+// with the previous key is handed out any more).
+func (c *tokenCache) clear() {
+	c.mu.Lock()
+	clear(c.m)
+	c.mu.Unlock()
+}
+
 func (c *tokenCache) drop(sid string) {
 	c.mu.Lock()
 	delete(c.m, sid)
