@@ -1,11 +1,17 @@
 package caddymodule
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/engage-sso/engage-sso/caddymodule/session"
+	"github.com/engage-sso/engage-sso/internal/redistest"
 )
 
 // discardWriter is a ResponseWriter that costs nothing, so that benchmarks
@@ -32,11 +38,43 @@ func benchRequest(b *testing.B, cookie string) (*http.Request, func()) {
 	}
 }
 
-// BenchmarkAuthenticatedFastPath is a request with a valid session cookie,
-// the memory store and a warm token cache, through the whole ServeHTTP.
+// BenchmarkAuthenticatedFastPath is a request with a valid session cookie
+// and a warm token cache, through the whole ServeHTTP: with the memory
+// store, with Redis behind a warm local session cache (the normal case),
+// and with Redis asked on every request (cache_ttl 0), which shows what
+// the local cache saves.
 func BenchmarkAuthenticatedFastPath(b *testing.B) {
-	e := newEnv(b, envConfig{})
-	tok, _ := e.newSession(b, nil)
+	b.Run("memory", func(b *testing.B) {
+		e := newEnv(b, envConfig{})
+		tok, _ := e.newSession(b, nil)
+		benchFastPath(b, e, tok)
+	})
+	for _, tt := range []struct {
+		name     string
+		cacheTTL time.Duration
+	}{{"redis-cached", defaultCacheTTL}, {"redis-uncached", 0}} {
+		b.Run(tt.name, func(b *testing.B) {
+			e := newEnv(b, envConfig{})
+			tok, s := e.newSession(b, nil)
+			rs, err := session.NewRedis(session.RedisOptions{
+				Client: redis.NewClient(&redis.Options{Addr: redistest.Standalone(b)}),
+				Prefix: "bench:",
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = rs.Close() })
+			if err := rs.SaveSession(context.Background(), s, time.Hour); err != nil {
+				b.Fatal(err)
+			}
+			e.app.store = rs
+			e.app.sessions = newSessionCache(tt.cacheTTL, 1000)
+			benchFastPath(b, e, tok)
+		})
+	}
+}
+
+func benchFastPath(b *testing.B, e *testEnv, tok string) {
 	r, reset := benchRequest(b, "theme=dark; engage_sso="+tok+"; _ga=GA1.2.3")
 	w := &discardWriter{h: http.Header{}}
 	called := 0
