@@ -28,6 +28,7 @@ type provider struct {
 	entityID    string
 	acsURL      string
 	metadataURL string
+	sloURL      string
 
 	sp      atomic.Pointer[samlsp.SP]
 	lastErr atomic.Pointer[string]
@@ -53,6 +54,7 @@ func (a *App) newProvider(c *Company, p *Provider) (*provider, error) {
 		entityID:    p.EntityID,
 		acsURL:      a.BaseURL + "/sso/saml/" + p.Label + "/acs",
 		metadataURL: a.BaseURL + "/sso/saml/" + p.Label + "/metadata",
+		sloURL:      a.BaseURL + "/sso/saml/" + p.Label + "/slo",
 	}
 	if prov.entityID == "" {
 		prov.entityID = a.BaseURL + "/sso/saml/" + p.Label
@@ -95,6 +97,7 @@ func (p *provider) setMetadata(data []byte) error {
 		EntityID:          p.entityID,
 		ACSURL:            p.acsURL,
 		MetadataURL:       p.metadataURL,
+		SLOURL:            p.sloURL,
 		IdP:               md,
 		AllowIdPInitiated: p.cfg.idpInitiated(),
 		Replay:            p.app.store,

@@ -45,6 +45,8 @@ func (h *Handler) serveSSO(w http.ResponseWriter, r *http.Request) error {
 			return h.methods(w, r, func(w http.ResponseWriter, r *http.Request) error { return h.acs(w, r, label) }, http.MethodPost)
 		case "metadata":
 			return h.methods(w, r, func(w http.ResponseWriter, r *http.Request) error { return h.spMetadata(w, r, label) }, http.MethodGet)
+		case "slo":
+			return h.methods(w, r, func(w http.ResponseWriter, r *http.Request) error { return h.slo(w, r, label) }, http.MethodGet, http.MethodPost)
 		}
 	case p == "/sso/logout":
 		return h.methods(w, r, h.logout, http.MethodGet, http.MethodPost)
@@ -303,6 +305,9 @@ func (h *Handler) acs(w http.ResponseWriter, r *http.Request, label string) erro
 		NameID: a.NameID, NameIDFormat: a.NameIDFormat, SessionIndex: a.SessionIndex,
 		CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Duration(h.app.Session.Lifetime)),
 	}
+	if err := h.rememberForLogout(r.Context(), sp, sess); err != nil {
+		return h.fail(w, r, http.StatusServiceUnavailable, "store_unavailable", err)
+	}
 	idle := time.Duration(h.app.Session.IdleTimeout)
 	if err := h.app.store.SaveSession(r.Context(), sess, sess.TTL(now, idle)); err != nil {
 		return h.fail(w, r, http.StatusServiceUnavailable, "store_unavailable", err)
@@ -370,21 +375,17 @@ func (h *Handler) spMetadata(w http.ResponseWriter, r *http.Request, label strin
 	return err
 }
 
-// logout ends the session and shows the signed-out page.
+// logout ends the session, then sends the browser to the IdP with a
+// LogoutRequest when the session's provider has single logout (see
+// slo.go), or shows the signed-out page.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
-	if c, err := r.Cookie(h.app.Session.CookieName); err == nil && session.ValidToken(c.Value) {
-		id := session.IDFromToken(c.Value)
-		h.app.tokens.drop(id)
-		h.app.sessions.drop(id)
-		if err := h.app.store.DeleteSession(r.Context(), id); err != nil {
-			return h.fail(w, r, http.StatusServiceUnavailable, "store_unavailable", err)
-		}
+	sess, err := h.endLocalSession(w, r)
+	if err != nil {
+		return h.fail(w, r, http.StatusServiceUnavailable, "store_unavailable", err)
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: h.app.Session.CookieName, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: h.secure(r), SameSite: http.SameSiteLaxMode,
-	})
-	w.Header().Set("Cache-Control", "no-store")
+	if sess != nil && h.startSingleLogout(w, r, sess) {
+		return nil
+	}
 	h.renderSignedOut(w)
 	return nil
 }

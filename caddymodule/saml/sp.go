@@ -2,7 +2,8 @@
 // SP per provider (Azure AD enterprise application). It imports IdP
 // metadata, builds AuthnRequests for the HTTP-Redirect binding, publishes SP
 // metadata and verifies the responses posted to the assertion consumer
-// service (ACS).
+// service (ACS). For single logout it builds LogoutRequests and
+// LogoutResponses and verifies those the IdP sends (logout.go).
 //
 // It wraps the protocol core of github.com/crewjam/saml, and adds what it
 // leaves to the caller: input limits and DOCTYPE refusal, a replay cache
@@ -71,6 +72,15 @@ type Config struct {
 	// checked like ACSURL when set.
 	MetadataURL string
 
+	// SLOURL is the SP's single logout service, where the IdP sends
+	// LogoutRequests and LogoutResponses with the HTTP-Redirect binding
+	// (the Azure "Logout URL"), e.g.
+	// https://engage.example.com/sso/saml/contoso/slo. Optional; when set,
+	// it is checked like ACSURL, the SP metadata advertises it as a
+	// SingleLogoutService, and logout messages must name it exactly as
+	// their Destination. Without it, single logout is off.
+	SLOURL string
+
 	// IdP is the identity provider's metadata. Only its EntityID,
 	// SSORedirectURL, SSOPostURL, SLORedirectURL and SigningCerts are used.
 	IdP *IdPMetadata
@@ -100,14 +110,17 @@ type Config struct {
 // SP is a SAML service provider for one identity provider. It is safe for
 // concurrent use.
 type SP struct {
-	sp       *crewjam.ServiceProvider
-	entityID string
-	acsURL   url.URL
-	ssoURL   string
-	replay   ReplayCache
-	rand     io.Reader
-	maxBytes int
-	allowIdP bool
+	sp        *crewjam.ServiceProvider
+	entityID  string
+	acsURL    url.URL
+	ssoURL    string
+	sloURL    string // this SP's SLO endpoint; "" when single logout is off
+	idpSLOURL string // the IdP's HTTP-Redirect SLO endpoint, or ""
+	replay    ReplayCache
+	now       func() time.Time
+	rand      io.Reader
+	maxBytes  int
+	allowIdP  bool
 }
 
 // New checks cfg and returns an SP for it.
@@ -126,6 +139,14 @@ func New(cfg Config) (*SP, error) {
 			return nil, fmt.Errorf("saml: metadata URL: %w", err)
 		}
 		metadataURL = *u
+	}
+	var sloURL url.URL
+	if cfg.SLOURL != "" {
+		u, err := parseEndpointURL(cfg.SLOURL)
+		if err != nil {
+			return nil, fmt.Errorf("saml: SLO URL: %w", err)
+		}
+		sloURL = *u
 	}
 	if cfg.IdP == nil {
 		return nil, errors.New("saml: no IdP metadata")
@@ -176,15 +197,24 @@ func New(cfg Config) (*SP, error) {
 		// the request's context (crewjam's cache interface has none).
 		ReplayCache: nil,
 	}
+	if cfg.SLOURL != "" {
+		// Logout messages are accepted (and advertised) with the
+		// HTTP-Redirect binding, the only one Azure uses for them.
+		sp.SloURL = sloURL
+		sp.LogoutBindings = []string{crewjam.HTTPRedirectBinding}
+	}
 	return &SP{
-		sp:       sp,
-		entityID: cfg.EntityID,
-		acsURL:   *acsURL,
-		ssoURL:   cfg.IdP.SSORedirectURL,
-		replay:   cfg.Replay,
-		rand:     random,
-		maxBytes: maxBytes,
-		allowIdP: cfg.AllowIdPInitiated,
+		sp:        sp,
+		entityID:  cfg.EntityID,
+		acsURL:    *acsURL,
+		ssoURL:    cfg.IdP.SSORedirectURL,
+		sloURL:    cfg.SLOURL,
+		idpSLOURL: cfg.IdP.SLORedirectURL,
+		replay:    cfg.Replay,
+		now:       now,
+		rand:      random,
+		maxBytes:  maxBytes,
+		allowIdP:  cfg.AllowIdPInitiated,
 	}, nil
 }
 
@@ -223,9 +253,10 @@ func (sp *SP) AuthnRequestURL(relayState string) (redirect string, requestID str
 
 // Metadata returns the SP's metadata document: an EntityDescriptor with an
 // SPSSODescriptor that has the ACS URL for the HTTP-POST binding,
-// AuthnRequestsSigned="false" and WantAssertionsSigned="true". It can be
-// uploaded to Azure ("Upload metadata file") to fill in the Identifier and
-// Reply URL.
+// AuthnRequestsSigned="false" and WantAssertionsSigned="true", and, when
+// Config.SLOURL is set, a SingleLogoutService at it for the HTTP-Redirect
+// binding. It can be uploaded to Azure ("Upload metadata file") to fill in
+// the Identifier, Reply URL and Logout URL.
 func (sp *SP) Metadata() ([]byte, error) {
 	out, err := xml.MarshalIndent(sp.sp.Metadata(), "", "  ")
 	if err != nil {
@@ -321,6 +352,9 @@ func idpDescriptorFor(m *IdPMetadata) (*crewjam.EntityDescriptor, error) {
 	}
 	var slo []crewjam.Endpoint
 	if m.SLORedirectURL != "" {
+		if u, err := url.Parse(m.SLORedirectURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("SingleLogoutService location %q is not an http(s) URL", m.SLORedirectURL)
+		}
 		slo = append(slo, crewjam.Endpoint{Binding: crewjam.HTTPRedirectBinding, Location: m.SLORedirectURL})
 	}
 	return &crewjam.EntityDescriptor{

@@ -20,6 +20,10 @@
 //		InResponseTo: requestID,
 //	})
 //	form := url.Values{"SAMLResponse": {samltest.Encode(resp)}}
+//
+// For single logout it writes LogoutRequests and LogoutResponses like
+// Azure's, and RedirectQuery encodes them for the HTTP-Redirect binding
+// with Azure's query string signature (RSA-SHA256).
 package samltest
 
 import (
@@ -146,6 +150,9 @@ type MetadataOptions struct {
 	SigningCerts []*x509.Certificate
 	// NoRedirectSSO leaves out the HTTP-Redirect SingleSignOnService.
 	NoRedirectSSO bool
+	// NoSLO leaves out the SingleLogoutService, as for an IdP without
+	// single logout.
+	NoSLO bool
 }
 
 // Metadata returns the IdP's metadata as Azure serves it for an enterprise
@@ -201,7 +208,9 @@ func (i *IdP) MetadataWith(t testing.TB, o MetadataOptions) []byte {
 		e.CreateAttr("Binding", binding)
 		e.CreateAttr("Location", i.SSOURL)
 	}
-	endpoint("SingleLogoutService", BindingHTTPRedirect)
+	if !o.NoSLO {
+		endpoint("SingleLogoutService", BindingHTTPRedirect)
+	}
 	if !o.NoRedirectSSO {
 		endpoint("SingleSignOnService", BindingHTTPRedirect)
 	}
