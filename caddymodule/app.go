@@ -106,6 +106,11 @@ type SessionConfig struct {
 	// CacheSize bounds the number of sessions cached per instance.
 	// Default 100,000.
 	CacheSize int `json:"cache_size,omitempty"`
+
+	// CacheOff, when true, turns the local session cache off: every
+	// request asks the store (a Redis round trip each), and a store outage
+	// stops signed-in users at once.
+	CacheOff bool `json:"cache_off,omitempty"`
 }
 
 // TokenConfig configures the identity token (JWT) sent upstream.
@@ -220,6 +225,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("opening session store: %w", err)
 	}
+	if ct, ok := a.storeMod.(callTimeouter); ok && ct.CallTimeout() > 0 {
+		a.store = deadlineStore{Store: a.store, timeout: ct.CallTimeout()}
+	}
 
 	a.keyMu = new(sync.Mutex)
 	if err := a.loadKeys(ctx); err != nil {
@@ -236,7 +244,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.tokens = newTokenCache(100_000)
-	a.sessions = newSessionCache(time.Duration(a.Session.CacheTTL), a.Session.CacheSize)
+	cacheTTL := time.Duration(a.Session.CacheTTL)
+	if a.Session.CacheOff {
+		cacheTTL = 0
+	}
+	a.sessions = newSessionCache(cacheTTL, a.Session.CacheSize)
 
 	a.byDomain = map[string]*Company{}
 	a.providers = map[string]*provider{}
@@ -306,7 +318,7 @@ func (a *App) checkDurations() error {
 		errs = append(errs, errors.New("token.rotate_every: must be at least 1h, and cannot be used with signing_key_file (replace the file to rotate)"))
 	}
 	if a.Session.CacheTTL < 0 || a.Session.CacheTTL > caddy.Duration(time.Minute) {
-		errs = append(errs, fmt.Errorf("session.cache_ttl: %v must be between 0 and 1m", time.Duration(a.Session.CacheTTL)))
+		errs = append(errs, fmt.Errorf("session.cache_ttl: %v must be at most 1m (use cache_off to turn the cache off)", time.Duration(a.Session.CacheTTL)))
 	}
 	if a.Session.CacheSize < 0 {
 		errs = append(errs, fmt.Errorf("session.cache_size: %d must not be negative", a.Session.CacheSize))

@@ -44,7 +44,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //			idle_timeout  <duration>
 //			lifetime      <duration>
 //			login_timeout <duration>
-//			cache_ttl     <duration>
+//			cache_ttl     <duration>|off
 //			cache_size    <n>
 //		}
 //		token {
@@ -177,7 +177,16 @@ func (s *SessionConfig) unmarshal(d *caddyfile.Dispenser) error {
 		case "login_timeout":
 			s.LoginTimeout, err = durationArg(d)
 		case "cache_ttl":
-			s.CacheTTL, err = durationArg(d)
+			var v string
+			if v, err = oneArg(d); err == nil {
+				if v == "off" {
+					s.CacheOff = true
+				} else if dur, perr := caddy.ParseDuration(v); perr != nil || dur <= 0 {
+					err = d.Errf("cache_ttl: want a positive duration or off, got %q", v)
+				} else {
+					s.CacheTTL = caddy.Duration(dur)
+				}
+			}
 		case "cache_size":
 			s.CacheSize, err = intArg(d)
 		default:

@@ -56,9 +56,10 @@ type RedisStore struct {
 
 	// DialTimeout bounds connecting. Default 5s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
-	// ReadTimeout and WriteTimeout bound each command. Default 3s. Keep
-	// them short: a request waits at most this long before it is refused
-	// with a 503 when Redis is unreachable.
+	// ReadTimeout and WriteTimeout bound each command. Default 3s. Each
+	// store call as a whole is bounded by dial_timeout + write_timeout +
+	// read_timeout: while Redis is unreachable, a request waits at most
+	// that long before its 503. Keep them short.
 	ReadTimeout  caddy.Duration `json:"read_timeout,omitempty"`
 	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
 
@@ -165,6 +166,8 @@ func (s *RedisStore) OpenStore(caddy.Context) (session.Store, error) {
 			ReadTimeout:      time.Duration(s.ReadTimeout),
 			WriteTimeout:     time.Duration(s.WriteTimeout),
 			PoolSize:         s.PoolSize,
+			// Honour the per-call deadline the app sets (CallTimeout).
+			ContextTimeoutEnabled: true,
 		}
 		if s.TLS != nil {
 			tc, err := s.TLS.config()
@@ -206,6 +209,13 @@ func (t *TLSFiles) config() (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
+}
+
+// CallTimeout is the longest a store call may take: connecting, sending
+// and reading once. The app gives every call this deadline, so go-redis's
+// retries and reconnects cannot hold a request longer while Redis is down.
+func (s *RedisStore) CallTimeout() time.Duration {
+	return time.Duration(s.DialTimeout + s.WriteTimeout + s.ReadTimeout)
 }
 
 // Cleanup releases this config's use of the shared client.
