@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,7 +21,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
-	"github.com/chromedp/chromedp"
 
 	_ "github.com/engage-sso/engage-sso/caddymodule"
 	"github.com/engage-sso/engage-sso/caddymodule/directory"
@@ -30,6 +28,7 @@ import (
 	"github.com/engage-sso/engage-sso/caddymodule/token"
 	_ "github.com/engage-sso/engage-sso/internal/demomodules"
 	"github.com/engage-sso/engage-sso/internal/devidp"
+	"github.com/engage-sso/engage-sso/internal/e2etest"
 )
 
 // env is the running deployment shared by the tests of this package.
@@ -277,50 +276,5 @@ func (e *env) logLines(t *testing.T, s string) []string {
 	return out
 }
 
-// chromiumPath finds Debian's chromium. Without it the browser tests fail
-// when CI is set and are skipped otherwise.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed; CI requires it (run ./scripts/test, which installs it)")
-	}
-	t.Skip("chromium is not installed (apt-get install chromium); with CI set this is a failure")
-	return ""
-}
-
-// newBrowser starts a headless Chromium with its own profile and returns a
-// context for one tab. Everything is torn down when the test ends.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.WindowSize(1200, 900),
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancelCtx()
-		cancelAlloc()
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return ctx
-}
+// newBrowser starts headless Chromium for one test (see e2etest).
+func newBrowser(t *testing.T) context.Context { return e2etest.NewBrowser(t) }
