@@ -55,7 +55,8 @@ type Assertion struct {
 // AuthnRequestURL, kept server-side); it is empty for a login that started
 // at the IdP. ParseResponse checks:
 //   - size (Config.MaxResponseBytes), base64 and XML well-formedness, and
-//     refuses any DOCTYPE before parsing;
+//     refuses any DOCTYPE, and any response with more than one assertion,
+//     before parsing;
 //   - the XML signature against the IdP's signing certificates: the
 //     assertion, the response or both must be signed (Azure signs only the
 //     assertion by default), and every signature present must verify;
@@ -215,6 +216,13 @@ func inspectResponse(raw []byte) (*responseInfo, *Error) {
 
 	if info.encryptedAssertions > 0 {
 		return nil, refuse(ReasonMalformed, "the assertion is encrypted, which this SP does not support: turn off token encryption for the application at the IdP")
+	}
+	// Hardening (issue 4, found by hardening_test.go): crewjam returns the
+	// first of several assertions in a signed Response and refuses more than
+	// one only in an unsigned one. Azure sends exactly one; refuse more, so
+	// that no other assertion is left unrecorded in the replay cache.
+	if n := info.assertions + info.encryptedAssertions; n > 1 {
+		return nil, refuse(ReasonMalformed, "the response has %d assertions; exactly one is expected", n)
 	}
 	if info.status.Code == statusSuccess && !info.responseSigned && !info.assertionSigned {
 		return nil, refuse(ReasonSignature, "neither the Response nor its Assertion is signed")

@@ -83,6 +83,15 @@ func scanXML(data []byte, visit func(path []xml.Name, tok xml.Token) error) erro
 				line, _ := d.InputPos()
 				return &xmlSyntaxError{msg: "more than one root element", line: line}
 			}
+			// Hardening (issue 4, found by hardening_test.go): refuse names
+			// that are not namespace-well-formed, such as <:Assertion> or
+			// xmlns:="...", which encoding/xml reads as a local name
+			// containing a colon while other XML readers (etree, the
+			// canonicalizer) read them differently (CVE-2020-29509 family).
+			if name, ok := colonName(t); ok {
+				line, _ := d.InputPos()
+				return &xmlSyntaxError{msg: fmt.Sprintf("name %q is not namespace-well-formed", name), line: line}
+			}
 			seenRoot = true
 			path = append(path, t.Name)
 			if len(path) > maxXMLDepth {
@@ -114,6 +123,21 @@ func scanXML(data []byte, visit func(path []xml.Name, tok xml.Token) error) erro
 			}
 		}
 	}
+}
+
+// colonName returns the first name in start, the element's or an
+// attribute's, whose local part is empty or holds a colon, which no
+// namespace-well-formed document has, and whether there is one.
+func colonName(start xml.StartElement) (string, bool) {
+	if start.Name.Local == "" || strings.Contains(start.Name.Local, ":") {
+		return start.Name.Local, true
+	}
+	for _, a := range start.Attr {
+		if a.Name.Local == "" || strings.Contains(a.Name.Local, ":") {
+			return a.Name.Local, true
+		}
+	}
+	return "", false
 }
 
 // isHTMLDoctype reports whether d is <!DOCTYPE html ...> without an
