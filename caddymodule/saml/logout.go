@@ -488,20 +488,8 @@ func inspectLogout(raw []byte, root string) (*logoutInfo, *Error) {
 		}
 		return nil
 	})
-	var rerr *Error
-	var syntax *xmlSyntaxError
-	switch {
-	case err == nil:
-	case errors.As(err, &rerr):
+	if rerr := scanRefusal(err, root); rerr != nil {
 		return nil, rerr
-	case errors.Is(err, errDoctype), errors.Is(err, errHTMLDoctype):
-		return nil, refuse(ReasonMalformed, "%s has a DOCTYPE declaration", root)
-	case errors.Is(err, errNoRoot):
-		return nil, refuse(ReasonMalformed, "%s is not XML", root)
-	case errors.As(err, &syntax):
-		return nil, refuse(ReasonMalformed, "%s is not well-formed XML: %w", root, err)
-	default:
-		return nil, refuse(ReasonMalformed, "reading %s: %w", root, err)
 	}
 	info.status.Message = truncate(strings.TrimSpace(info.status.Message), maxStatusMessage)
 	return info, nil

@@ -106,6 +106,27 @@ func (sp *SP) ParseResponse(ctx context.Context, samlResponse string, requestIDs
 	return newAssertion(a), nil
 }
 
+// scanRefusal turns an error of scanXML over the message named what into
+// the refusal it means, or nil for no error.
+func scanRefusal(err error, what string) *Error {
+	var rerr *Error
+	var syntax *xmlSyntaxError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &rerr):
+		return rerr
+	case errors.Is(err, errDoctype), errors.Is(err, errHTMLDoctype):
+		return refuse(ReasonMalformed, "%s has a DOCTYPE declaration", what)
+	case errors.Is(err, errNoRoot):
+		return refuse(ReasonMalformed, "%s is not XML", what)
+	case errors.As(err, &syntax):
+		return refuse(ReasonMalformed, "%s is not well-formed XML: %w", what, err)
+	default:
+		return refuse(ReasonMalformed, "reading %s: %w", what, err)
+	}
+}
+
 // decode checks the size of the SAMLResponse form value and decodes it.
 func (sp *SP) decode(samlResponse string) ([]byte, *Error) {
 	samlResponse = strings.TrimSpace(samlResponse)
@@ -197,20 +218,8 @@ func inspectResponse(raw []byte) (*responseInfo, *Error) {
 		}
 		return nil
 	})
-	var rerr *Error
-	var syntax *xmlSyntaxError
-	switch {
-	case err == nil:
-	case errors.As(err, &rerr):
+	if rerr := scanRefusal(err, "SAMLResponse"); rerr != nil {
 		return nil, rerr
-	case errors.Is(err, errDoctype), errors.Is(err, errHTMLDoctype):
-		return nil, refuse(ReasonMalformed, "response has a DOCTYPE declaration")
-	case errors.Is(err, errNoRoot):
-		return nil, refuse(ReasonMalformed, "SAMLResponse is not XML")
-	case errors.As(err, &syntax):
-		return nil, refuse(ReasonMalformed, "SAMLResponse is not well-formed XML: %w", err)
-	default:
-		return nil, refuse(ReasonMalformed, "reading SAMLResponse: %w", err)
 	}
 	info.status.Message = truncate(strings.TrimSpace(info.status.Message), maxStatusMessage)
 
