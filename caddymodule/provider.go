@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/engage-sso/engage-sso/caddymodule/identity"
 	samlsp "github.com/engage-sso/engage-sso/caddymodule/saml"
@@ -92,6 +93,25 @@ func (p *provider) setMetadata(data []byte) error {
 	md, err := samlsp.ParseMetadata(data)
 	if err != nil {
 		return err
+	}
+	// What an admin should know about this file (expired certificates, a
+	// signature, a non-Azure IdP) goes to the log; a metadata signature
+	// that does not verify means the file was altered: refuse it.
+	findings := samlsp.ValidateMetadata(data, p.app.now())
+	for _, f := range findings {
+		lvl := zapcore.InfoLevel
+		switch f.Severity {
+		case samlsp.SeverityWarning:
+			lvl = zapcore.WarnLevel
+		case samlsp.SeverityError:
+			lvl = zapcore.ErrorLevel
+		}
+		if ce := p.app.logger.Check(lvl, "IdP metadata: "+f.Message); ce != nil {
+			ce.Write(zap.String("provider", p.cfg.Label), zap.String("finding", f.Code))
+		}
+	}
+	if findings.Has(samlsp.CodeSignatureInvalid) {
+		return errors.New("the metadata's XML signature does not verify: the file was changed after the IdP signed it; download it again from the IdP")
 	}
 	sp, err := samlsp.New(samlsp.Config{
 		EntityID:          p.entityID,
