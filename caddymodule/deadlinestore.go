@@ -31,6 +31,12 @@ func (d deadlineStore) SaveSession(ctx context.Context, s *session.Session, ttl 
 	return d.Store.SaveSession(ctx, s, ttl)
 }
 
+func (d deadlineStore) RenewSession(ctx context.Context, s *session.Session, ttl time.Duration) (bool, error) {
+	ctx, cancel := d.ctx(ctx)
+	defer cancel()
+	return d.Store.RenewSession(ctx, s, ttl)
+}
+
 func (d deadlineStore) LoadSession(ctx context.Context, id string) (*session.Session, error) {
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()

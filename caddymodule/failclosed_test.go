@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"github.com/engage-sso/engage-sso/caddymodule/session"
 	"net/http"
 	"net/http/httptest"
@@ -264,5 +265,28 @@ func TestRevocationDropsCachedSession(t *testing.T) {
 		if passed := e.get(t, "/", e.sessionCookie(tk)).next != nil; passed != want {
 			t.Errorf("after RevokeUser, session passes = %v; want %v", passed, want)
 		}
+	}
+}
+
+// A session deleted in the store while this instance still has it cached
+// is refused at its next renewal, and the renewal does not recreate it.
+func TestRenewalDoesNotResurrectADeletedSession(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{})
+	tok, s := e.newSession(t, nil)
+	if res := e.get(t, "/", e.sessionCookie(tok)); res.next == nil {
+		t.Fatalf("warming the cache: status %d", res.rec.Code)
+	}
+	if err := e.mem.DeleteSession(context.Background(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Still cached (no revocation feed in this test), and due for renewal.
+	e.clock.Advance(renewEvery(defaultIdleTimeout))
+	e.app.sessions.put(s, e.clock.Now())
+	if res := e.get(t, "/", e.sessionCookie(tok)); res.next != nil {
+		t.Error("a session deleted in the store passed at its renewal")
+	}
+	if _, err := e.mem.LoadSession(context.Background(), s.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("after the refused renewal, LoadSession() = %v; want the session still gone", err)
 	}
 }

@@ -169,10 +169,19 @@ func (h *Handler) currentSession(r *http.Request) (*session.Session, error) {
 	if now.Sub(sess.LastSeen) >= renewEvery(idle) {
 		sess.LastSeen = now
 		h.app.sessions.refresh(sess)
-		// A failed renewal only loses the idle-timeout extension: the
-		// session itself was verified, so the request goes on.
-		if err := h.app.store.SaveSession(r.Context(), sess, sess.TTL(now, idle)); err != nil {
+		// RenewSession writes only if the session still exists, so a
+		// renewal racing with a logout or revoke-all elsewhere cannot bring
+		// it back. A failed renewal only loses the idle-timeout extension:
+		// the session itself was verified, so the request goes on.
+		renewed, err := h.app.store.RenewSession(r.Context(), sess, sess.TTL(now, idle))
+		switch {
+		case err != nil:
 			h.logger.Warn("renewing session failed", zap.Error(err))
+		case !renewed:
+			// Ended elsewhere since it was cached: refuse it now.
+			h.app.sessions.drop(sess.ID)
+			h.app.tokens.drop(sess.ID)
+			return nil, nil
 		}
 	}
 	return sess, nil

@@ -340,7 +340,7 @@ func TestSessionSlidingRenewal(t *testing.T) {
 			t.Fatalf("at +%v: status %d; want the session to be valid", st.at, res.rec.Code)
 		}
 		if n := e.store.saves.Load(); n != st.wantSaves {
-			t.Errorf("at +%v: SaveSession called %d times; want %d", st.at, n, st.wantSaves)
+			t.Errorf("at +%v: session writes (SaveSession, RenewSession): %d; want %d", st.at, n, st.wantSaves)
 		}
 		stored, err := e.mem.LoadSession(context.Background(), s.ID)
 		if err != nil {

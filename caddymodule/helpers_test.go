@@ -136,6 +136,19 @@ func (s *testStore) SaveSession(ctx context.Context, sess *session.Session, ttl 
 	return s.Store.SaveSession(ctx, sess, ttl)
 }
 
+// RenewSession counts as a save (a renewal is the handler's only save of
+// an existing session) and fails with failSave like SaveSession.
+func (s *testStore) RenewSession(ctx context.Context, sess *session.Session, ttl time.Duration) (bool, error) {
+	s.saves.Add(1)
+	if s.failSave.Load() {
+		return false, errStoreDown
+	}
+	if err := s.err(); err != nil {
+		return false, err
+	}
+	return s.Store.RenewSession(ctx, sess, ttl)
+}
+
 func (s *testStore) LoadSession(ctx context.Context, id string) (*session.Session, error) {
 	s.loads.Add(1)
 	if err := s.err(); err != nil {

@@ -120,6 +120,26 @@ func (m *Memory) SaveSession(ctx context.Context, s *Session, ttl time.Duration)
 	return nil
 }
 
+// RenewSession implements Store.
+func (m *Memory) RenewSession(ctx context.Context, s *Session, ttl time.Duration) (bool, error) {
+	if s == nil || s.ID == "" {
+		return false, errors.New("session: renew: session has no ID")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx); err != nil {
+		return false, err
+	}
+	cur, ok := m.sessions[s.ID]
+	// A renewal keeps the user; a different one would need re-indexing,
+	// which is SaveSession's job.
+	if !ok || !m.now().Before(cur.expires) || ttl <= 0 || cur.v.UserID != s.UserID {
+		return false, nil
+	}
+	m.sessions[s.ID] = memEntry[Session]{v: *s, expires: m.now().Add(ttl)}
+	return true, nil
+}
+
 // LoadSession implements Store.
 func (m *Memory) LoadSession(ctx context.Context, id string) (*Session, error) {
 	m.mu.Lock()

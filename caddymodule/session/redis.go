@@ -153,6 +153,38 @@ func (r *Redis) SaveSession(ctx context.Context, s *Session, ttl time.Duration) 
 	return nil
 }
 
+// RenewSession implements Store: SET XX writes only if the session key
+// still exists, so a renewal racing with a delete cannot recreate it. The
+// user index is then extended to the new expiry.
+func (r *Redis) RenewSession(ctx context.Context, s *Session, ttl time.Duration) (bool, error) {
+	if s == nil || s.ID == "" {
+		return false, errors.New("session: renew: session has no ID")
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if ttl <= 0 {
+		return false, nil
+	}
+	data, err := json.Marshal(s)
+	if err != nil {
+		return false, fmt.Errorf("session: redis: encoding session: %w", err)
+	}
+	err = r.client.SetArgs(ctx, r.sessionKey(s.ID), data, redis.SetArgs{Mode: "XX", TTL: time.Duration(ms(ttl)) * time.Millisecond}).Err()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, wrap("renew session", err)
+	}
+	if s.UserID != "" {
+		if err := indexScript.Run(ctx, r.client, []string{r.userKey(s.UserID)}, s.ID, ms(ttl+r.indexGrace)).Err(); err != nil {
+			return true, wrap("indexing session", err)
+		}
+	}
+	return true, nil
+}
+
 // LoadSession implements Store.
 func (r *Redis) LoadSession(ctx context.Context, id string) (*Session, error) {
 	if err := ctx.Err(); err != nil {

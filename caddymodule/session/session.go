@@ -51,6 +51,11 @@ type Store interface {
 	SaveSession(ctx context.Context, s *Session, ttl time.Duration) error
 	// LoadSession returns the session with the given ID, or ErrNotFound.
 	// The returned value is the caller's to modify.
+	// RenewSession replaces s and its TTL only if the session still exists
+	// (it was not deleted or revoked meanwhile), atomically; renewed reports
+	// whether it did. The idle-timeout renewal uses it, so that a renewal
+	// racing with a logout or revoke-all never brings the session back.
+	RenewSession(ctx context.Context, s *Session, ttl time.Duration) (renewed bool, err error)
 	LoadSession(ctx context.Context, id string) (*Session, error)
 	// DeleteSession removes a session and its entry in the user index, and
 	// announces the ID on Revocations. Deleting a missing session is not an

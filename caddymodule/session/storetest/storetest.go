@@ -35,6 +35,7 @@ func Run(t *testing.T, open Open) {
 		{"SessionExpires", testSessionExpires},
 		{"SessionCopyIsolated", testSessionCopyIsolated},
 		{"SessionRejectsEmptyID", testSessionRejectsEmptyID},
+		{"RenewOnlyExisting", testRenewOnlyExisting},
 		{"PendingTakeOnce", testPendingTakeOnce},
 		{"PendingMissing", testPendingMissing},
 		{"PendingExpires", testPendingExpires},
@@ -380,5 +381,40 @@ func testCancelledContext(t *testing.T, s session.Store) {
 func testPing(t *testing.T, s session.Store) {
 	if err := s.Ping(ctx(t)); err != nil {
 		t.Errorf("Ping() = %v", err)
+	}
+}
+
+func testRenewOnlyExisting(t *testing.T, s session.Store) {
+	a := Sample("sid-renew")
+	if err := s.SaveSession(ctx(t), a, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	a.LastSeen = a.LastSeen.Add(30 * time.Second)
+	renewed, err := s.RenewSession(ctx(t), a, time.Hour)
+	if err != nil || !renewed {
+		t.Fatalf("RenewSession(existing) = %v, %v; want true, nil", renewed, err)
+	}
+	got, err := s.LoadSession(ctx(t), a.ID)
+	if err != nil || !got.LastSeen.Equal(a.LastSeen) {
+		t.Errorf("after renewal LoadSession() = %+v, %v; want LastSeen %v", got, err, a.LastSeen)
+	}
+	// The user index follows the renewal: revoke-all still finds it.
+	ids, err := s.DeleteUserSessions(ctx(t), a.UserID)
+	if err != nil || len(ids) != 1 || ids[0] != a.ID {
+		t.Errorf("DeleteUserSessions() after renewal = %v, %v; want [%s]", ids, err, a.ID)
+	}
+	// Deleted (revoked) meanwhile: the renewal must not bring it back.
+	renewed, err = s.RenewSession(ctx(t), a, time.Hour)
+	if err != nil || renewed {
+		t.Errorf("RenewSession(deleted) = %v, %v; want false, nil", renewed, err)
+	}
+	if _, err := s.LoadSession(ctx(t), a.ID); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("LoadSession() after renewing a deleted session = %v; want ErrNotFound", err)
+	}
+	if renewed, err := s.RenewSession(ctx(t), Sample("sid-never"), time.Hour); err != nil || renewed {
+		t.Errorf("RenewSession(never saved) = %v, %v; want false, nil", renewed, err)
+	}
+	if _, err := s.RenewSession(ctx(t), Sample(""), time.Hour); err == nil {
+		t.Error("RenewSession(empty ID) = nil error; want an error")
 	}
 }
