@@ -80,6 +80,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //				account_holder   <id>[|<id>...] [<id>...]
 //				jit              on|off
 //				idp_initiated    on|off
+//				allow_sha1       on|off
 //				default_path     <path>
 //				claims {
 //					email|upn|given_name|surname|display_name|object_id|tenant_id|groups|roles|groups_link <claim URI>
@@ -406,6 +407,8 @@ func unmarshalProvider(d *caddyfile.Dispenser, labels map[string]int) (*Provider
 			var b bool
 			b, err = onOffArg(d)
 			p.AllowIdPInitiated = &b
+		case "allow_sha1":
+			p.AllowSHA1, err = onOffArg(d)
 		case "default_path":
 			p.DefaultPath, err = oneArg(d)
 			if err == nil && safeReturnPath(p.DefaultPath) != p.DefaultPath {
@@ -414,7 +417,7 @@ func unmarshalProvider(d *caddyfile.Dispenser, labels map[string]int) (*Provider
 		case "claims":
 			err = unmarshalClaims(d, &p.Claims)
 		default:
-			err = d.Errf("unknown provider setting %q (want metadata_file, metadata_url, metadata_refresh, entity_id, mapping, agent, supervisor, account_holder, jit, idp_initiated, default_path or claims)", key)
+			err = d.Errf("unknown provider setting %q (want metadata_file, metadata_url, metadata_refresh, entity_id, mapping, agent, supervisor, account_holder, jit, idp_initiated, allow_sha1, default_path or claims)", key)
 		}
 		if err != nil {
 			return nil, err

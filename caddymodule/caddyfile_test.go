@@ -252,3 +252,17 @@ func TestUnmarshalHandler(t *testing.T) {
 		}
 	}
 }
+
+func TestProviderAllowSHA1Caddyfile(t *testing.T) {
+	var a App
+	if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tallow_sha1 on"))); err != nil {
+		t.Fatal(err)
+	}
+	if !a.Companies[0].Providers[0].AllowSHA1 {
+		t.Error("allow_sha1 on was not parsed")
+	}
+	var b App
+	if err := b.UnmarshalCaddyfile(caddyfile.NewTestDispenser(withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tallow_sha1 perhaps"))); err == nil {
+		t.Error("allow_sha1 perhaps: want an error")
+	}
+}

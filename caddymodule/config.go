@@ -100,6 +100,12 @@ type Provider struct {
 	// the IdP (Azure My Apps) that answer no request of ours.
 	AllowIdPInitiated *bool `json:"allow_idp_initiated,omitempty"`
 
+	// AllowSHA1, when true, accepts responses signed with SHA-1 based
+	// algorithms (older Azure apps). Off by default; prefer switching the
+	// Azure app's signing algorithm to SHA-256. A warning is logged at
+	// start-up while it is on.
+	AllowSHA1 bool `json:"allow_sha1,omitempty"`
+
 	// DefaultPath is where users land after an IdP-initiated login, or when
 	// no return path was saved. Default "/".
 	DefaultPath string `json:"default_path,omitempty"`

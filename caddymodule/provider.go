@@ -60,6 +60,10 @@ func (a *App) newProvider(c *Company, p *Provider) (*provider, error) {
 	if prov.entityID == "" {
 		prov.entityID = a.BaseURL + "/sso/saml/" + p.Label
 	}
+	if p.AllowSHA1 {
+		a.logger.Warn("SHA-1 signed SAML responses are accepted for this provider; set the IdP's signing algorithm to SHA-256 and remove allow_sha1",
+			zap.String("provider", p.Label))
+	}
 	if p.MetadataFile != "" {
 		data, err := os.ReadFile(p.MetadataFile)
 		if err != nil {
@@ -120,6 +124,7 @@ func (p *provider) setMetadata(data []byte) error {
 		SLOURL:            p.sloURL,
 		IdP:               md,
 		AllowIdPInitiated: p.cfg.idpInitiated(),
+		AllowSHA1:         p.cfg.AllowSHA1,
 		Replay:            p.app.store,
 		Now:               p.app.now,
 	})

@@ -66,6 +66,11 @@ const (
 	// application. The detail is a *StatusError.
 	ReasonIdPStatus Reason = "idp_error"
 
+	// ReasonWeakAlgorithm: the response is signed with a SHA-1 based
+	// algorithm, which is refused unless the provider allows it
+	// (Config.AllowSHA1).
+	ReasonWeakAlgorithm Reason = "weak_signature_algorithm"
+
 	// ReasonInternal: the response could not be checked because of a fault
 	// on this side, such as an unreachable replay cache. The login is
 	// refused (fail closed).
@@ -79,6 +84,8 @@ func (r Reason) UserMessage() string {
 	switch r {
 	case ReasonMalformed:
 		return "The sign-in response from your identity provider could not be read. Please try signing in again."
+	case ReasonWeakAlgorithm:
+		return "Your identity provider signed the sign-in response with SHA-1, which this site does not accept. Administrator: in the Azure app's SAML Signing Certificate settings, set the signing algorithm to SHA-256."
 	case ReasonSignature:
 		return "The sign-in response from your identity provider is not correctly signed, so it cannot be trusted. Please try signing in again; if this keeps happening, contact your administrator."
 	case ReasonUntrustedCert:

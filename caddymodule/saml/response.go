@@ -86,6 +86,10 @@ func (sp *SP) ParseResponse(ctx context.Context, samlResponse string, requestIDs
 		return nil, rerr
 	}
 
+	if info.sha1 != "" && !sp.allowSHA1 {
+		return nil, refuse(ReasonWeakAlgorithm, "the response is signed with a SHA-1 based algorithm (%s); set the IdP to SHA-256, or allow SHA-1 for this provider", info.sha1)
+	}
+
 	a, err := sp.sp.ParseXMLResponse(raw, requestIDs, sp.acsURL)
 	if err != nil {
 		return nil, sp.classify(err, info)
@@ -159,8 +163,21 @@ type responseInfo struct {
 	// Response and of an Assertion.
 	responseSigned, assertionSigned bool
 	assertions, encryptedAssertions int
+	// sha1 is the first SHA-1 based SignatureMethod or DigestMethod
+	// algorithm anywhere in the document, or "".
+	sha1 string
 	// status is the Status of the Response.
 	status StatusError
+}
+
+// sha1Algorithms are the XML Signature algorithms based on SHA-1.
+var sha1Algorithms = map[string]bool{
+	"http://www.w3.org/2000/09/xmldsig#rsa-sha1":         true,
+	"http://www.w3.org/2000/09/xmldsig#sha1":             true,
+	"http://www.w3.org/2000/09/xmldsig#dsa-sha1":         true,
+	"http://www.w3.org/2000/09/xmldsig#hmac-sha1":        true,
+	"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1":  true,
+	"http://www.w3.org/2001/04/xmldsig-more/#ecdsa-sha1": true,
 }
 
 // unsolicited reports whether the response answers no request at all.
@@ -188,6 +205,11 @@ func inspectResponse(raw []byte) (*responseInfo, *Error) {
 			return nil
 		}
 		start := tok.(xml.StartElement)
+		if el.Space == nsDSig && (el.Local == "SignatureMethod" || el.Local == "DigestMethod") && info.sha1 == "" {
+			if alg := attr(start, "Algorithm"); sha1Algorithms[alg] {
+				info.sha1 = alg
+			}
+		}
 		switch {
 		case len(path) == 1:
 			if el != (xml.Name{Space: nsProtocol, Local: "Response"}) {

@@ -89,6 +89,11 @@ type Config struct {
 	// (IdP-initiated login, e.g. Azure My Apps).
 	AllowIdPInitiated bool
 
+	// AllowSHA1 accepts responses signed with SHA-1 based algorithms
+	// (older Azure apps). Off by default: such responses are refused with
+	// ReasonWeakAlgorithm.
+	AllowSHA1 bool
+
 	// Replay records used assertion IDs. It is required: New fails without
 	// one, so that replay protection cannot be forgotten.
 	Replay ReplayCache
@@ -121,6 +126,7 @@ type SP struct {
 	rand      io.Reader
 	maxBytes  int
 	allowIdP  bool
+	allowSHA1 bool
 }
 
 // New checks cfg and returns an SP for it.
@@ -192,7 +198,10 @@ func New(cfg Config) (*SP, error) {
 		// RelayState must not exceed 80 bytes (saml-bindings §3.4.3):
 		// callers pass an opaque key, never a URL.
 		LimitRelayStateLength: true,
-		Clock:                 dsig.NewFakeClock(funcClock{Clock: clockwork.NewRealClock(), now: now}),
+		// SHA-1 signatures are refused unless the provider opts in (our
+		// own check in ParseResponse names the reason first).
+		RejectSHA1Signatures: !cfg.AllowSHA1,
+		Clock:                dsig.NewFakeClock(funcClock{Clock: clockwork.NewRealClock(), now: now}),
 		// Replay is checked by ParseResponse after verification, with
 		// the request's context (crewjam's cache interface has none).
 		ReplayCache: nil,
@@ -215,6 +224,7 @@ func New(cfg Config) (*SP, error) {
 		rand:      random,
 		maxBytes:  maxBytes,
 		allowIdP:  cfg.AllowIdPInitiated,
+		allowSHA1: cfg.AllowSHA1,
 	}, nil
 }
 

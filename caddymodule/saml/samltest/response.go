@@ -107,6 +107,9 @@ type ResponseOptions struct {
 	SignAssertion, SignResponse bool
 	// Unsigned leaves both the response and the assertion unsigned.
 	Unsigned bool
+	// SHA1 signs with RSA-SHA1 (and a SHA-1 digest), as older Azure apps
+	// do, instead of RSA-SHA256.
+	SHA1 bool
 
 	// AssertionID and ResponseID are the element IDs; empty means a new
 	// random ID.
@@ -153,15 +156,19 @@ func (i *IdP) Response(t testing.TB, o ResponseOptions) []byte {
 		status.CreateElement("samlp:StatusMessage").SetText(o.StatusMessage)
 	}
 
+	method := dsig.RSASHA256SignatureMethod
+	if o.SHA1 {
+		method = dsig.RSASHA1SignatureMethod
+	}
 	if o.Status == StatusSuccess {
 		assertion := i.assertion(o)
 		if o.SignAssertion {
-			i.sign(t, assertion)
+			i.signWith(t, assertion, method)
 		}
 		resp.AddChild(assertion)
 	}
 	if o.SignResponse {
-		i.sign(t, resp)
+		i.signWith(t, resp, method)
 	}
 
 	doc := etree.NewDocument()
@@ -282,13 +289,19 @@ func (i *IdP) assertion(o ResponseOptions) *etree.Element {
 // KeyInfo, and the ds namespace as the Signature's default namespace.
 func (i *IdP) sign(t testing.TB, el *etree.Element) {
 	t.Helper()
+	i.signWith(t, el, dsig.RSASHA256SignatureMethod)
+}
+
+// signWith signs el with the given signature method (its digest follows).
+func (i *IdP) signWith(t testing.TB, el *etree.Element, method string) {
+	t.Helper()
 	ctx, err := dsig.NewSigningContext(i.Key, [][]byte{i.Cert.Raw})
 	if err != nil {
 		t.Fatalf("samltest: signing context: %v", err)
 	}
 	ctx.Prefix = ""
 	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
-	if err := ctx.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
+	if err := ctx.SetSignatureMethod(method); err != nil {
 		t.Fatalf("samltest: signature method: %v", err)
 	}
 	sig, err := ctx.ConstructSignature(el, true)
