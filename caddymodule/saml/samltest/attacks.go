@@ -19,43 +19,7 @@ import (
 // Success, which has no assertion, edit is not called.
 func (i *IdP) ResponseDocument(t testing.TB, o ResponseOptions, edit func(assertion *etree.Element)) *etree.Document {
 	t.Helper()
-	o = i.withDefaults(t, o)
-
-	resp := etree.NewElement("samlp:Response")
-	resp.CreateAttr("ID", o.ResponseID)
-	resp.CreateAttr("Version", "2.0")
-	resp.CreateAttr("IssueInstant", samlTime(o.IssueInstant))
-	if o.Destination != "" {
-		resp.CreateAttr("Destination", o.Destination)
-	}
-	if o.InResponseTo != "" {
-		resp.CreateAttr("InResponseTo", o.InResponseTo)
-	}
-	resp.CreateAttr("xmlns:samlp", nsProtocol)
-	issuer := resp.CreateElement("Issuer")
-	issuer.CreateAttr("xmlns", nsAssertion)
-	issuer.SetText(o.Issuer)
-
-	status := resp.CreateElement("samlp:Status")
-	status.CreateElement("samlp:StatusCode").CreateAttr("Value", o.Status)
-
-	if o.Status == StatusSuccess {
-		assertion := i.assertion(o)
-		if edit != nil {
-			edit(assertion)
-		}
-		if o.SignAssertion {
-			i.sign(t, assertion)
-		}
-		resp.AddChild(assertion)
-	}
-	if o.SignResponse {
-		i.sign(t, resp)
-	}
-
-	doc := etree.NewDocument()
-	doc.SetRoot(resp)
-	return doc
+	return i.responseDocument(t, i.withDefaults(t, o), edit)
 }
 
 // Sign adds an enveloped signature by the IdP to el, an element with an ID

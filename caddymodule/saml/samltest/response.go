@@ -129,8 +129,13 @@ type ResponseOptions struct {
 // described by o. It fails the test if signing fails.
 func (i *IdP) Response(t testing.TB, o ResponseOptions) []byte {
 	t.Helper()
-	o = i.withDefaults(t, o)
+	return WriteDocument(t, i.responseDocument(t, i.withDefaults(t, o), nil))
+}
 
+// responseDocument builds the response for o (defaults applied), applying
+// edit to the Assertion before anything is signed.
+func (i *IdP) responseDocument(t testing.TB, o ResponseOptions, edit func(assertion *etree.Element)) *etree.Document {
+	t.Helper()
 	resp := etree.NewElement("samlp:Response")
 	resp.CreateAttr("ID", o.ResponseID)
 	resp.CreateAttr("Version", "2.0")
@@ -162,6 +167,9 @@ func (i *IdP) Response(t testing.TB, o ResponseOptions) []byte {
 	}
 	if o.Status == StatusSuccess {
 		assertion := i.assertion(o)
+		if edit != nil {
+			edit(assertion)
+		}
 		if o.SignAssertion {
 			i.signWith(t, assertion, method)
 		}
@@ -170,14 +178,9 @@ func (i *IdP) Response(t testing.TB, o ResponseOptions) []byte {
 	if o.SignResponse {
 		i.signWith(t, resp, method)
 	}
-
 	doc := etree.NewDocument()
 	doc.SetRoot(resp)
-	out, err := doc.WriteToBytes()
-	if err != nil {
-		t.Fatalf("samltest: writing response: %v", err)
-	}
-	return out
+	return doc
 }
 
 // withDefaults fills in the defaults of o.
