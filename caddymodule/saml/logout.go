@@ -503,37 +503,16 @@ func classifyLogout(err error) *Error {
 		err = invalid.PrivateErr
 	}
 	var status crewjam.ErrBadStatus
-	var reason Reason
-	switch {
-	case errors.As(err, &status):
-		reason = ReasonIdPStatus
-	// Certificate errors also match ErrInvalidSignature: test them first.
-	case errors.Is(err, crewjam.ErrUntrustedCertificate):
-		reason = ReasonUntrustedCert
-	case errors.Is(err, crewjam.ErrCertificateNotValidNow):
-		reason = ReasonCertificateExpired
-	case errors.Is(err, crewjam.ErrInvalidSignature):
-		reason = ReasonSignature
-	case errors.Is(err, crewjam.ErrExpired):
-		reason = ReasonExpired
-	case errors.Is(err, crewjam.ErrNotYetValid):
-		reason = ReasonNotYetValid
-	case errors.Is(err, crewjam.ErrIssuerMismatch):
-		reason = ReasonIssuer
-	case errors.Is(err, crewjam.ErrDestinationMismatch):
-		reason = ReasonDestination
-	case errors.Is(err, crewjam.ErrRequestIDMismatch):
-		reason = ReasonRequestID
-	case errors.Is(err, crewjam.ErrMalformedMessage), errors.Is(err, crewjam.ErrMissingElement),
-		errors.Is(err, crewjam.ErrUnsupported), errors.Is(err, crewjam.ErrDecryptionFailed):
-		reason = ReasonMalformed
-	default:
-		// The message was decoded and checked for well-formedness and a
-		// signature before crewjam saw it; what crewjam leaves
-		// unclassified after that is the verification of the query
-		// string signature (bad SigAlg, bad encoding, wrong key, or a
-		// certificate outside its validity period).
-		reason = ReasonSignature
+	if errors.As(err, &status) {
+		return &Error{Reason: ReasonIdPStatus, Err: err}
 	}
-	return &Error{Reason: reason, Err: err}
+	if r, ok := crewjamReason(err); ok {
+		return &Error{Reason: r, Err: err}
+	}
+	// The message was decoded and checked for well-formedness and a
+	// signature before crewjam saw it; what crewjam leaves unclassified
+	// after that is the verification of the query string signature (bad
+	// SigAlg, bad encoding, wrong key, or a certificate outside its
+	// validity period).
+	return &Error{Reason: ReasonSignature, Err: err}
 }

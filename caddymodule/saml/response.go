@@ -269,41 +269,53 @@ func (sp *SP) classify(err error, info *responseInfo) *Error {
 		err = invalid.PrivateErr
 	}
 	var status crewjam.ErrBadStatus
-	reason := ReasonMalformed
-	switch {
-	case errors.As(err, &status):
+	if errors.As(err, &status) {
 		st := info.status
 		if st.Code == "" {
 			st.Code = status.Status
 		}
 		return &Error{Reason: ReasonIdPStatus, Err: &st}
+	}
+	// What crewjam does not classify is a response this SP cannot use.
+	reason := ReasonMalformed
+	if r, ok := crewjamReason(err); ok {
+		reason = r
+	}
+	if reason == ReasonRequestID && !sp.allowIdP && info.unsolicited() {
+		reason = ReasonUnsolicited
+	}
+	return &Error{Reason: reason, Err: err}
+}
+
+// crewjamReason maps crewjam's typed verification errors to a Reason; ok
+// is false for an error crewjam did not classify, whose meaning depends on
+// the caller.
+func crewjamReason(err error) (r Reason, ok bool) {
+	switch {
 	// Certificate errors also match ErrInvalidSignature: test them first.
 	case errors.Is(err, crewjam.ErrUntrustedCertificate):
-		reason = ReasonUntrustedCert
+		return ReasonUntrustedCert, true
 	case errors.Is(err, crewjam.ErrCertificateNotValidNow):
-		reason = ReasonCertificateExpired
+		return ReasonCertificateExpired, true
 	case errors.Is(err, crewjam.ErrInvalidSignature):
-		reason = ReasonSignature
+		return ReasonSignature, true
 	case errors.Is(err, crewjam.ErrExpired):
-		reason = ReasonExpired
+		return ReasonExpired, true
 	case errors.Is(err, crewjam.ErrNotYetValid):
-		reason = ReasonNotYetValid
+		return ReasonNotYetValid, true
 	case errors.Is(err, crewjam.ErrIssuerMismatch):
-		reason = ReasonIssuer
+		return ReasonIssuer, true
 	case errors.Is(err, crewjam.ErrDestinationMismatch):
-		reason = ReasonDestination
+		return ReasonDestination, true
 	case errors.Is(err, crewjam.ErrAudienceMismatch):
-		reason = ReasonAudience
+		return ReasonAudience, true
 	case errors.Is(err, crewjam.ErrRequestIDMismatch):
-		reason = ReasonRequestID
-		if !sp.allowIdP && info.unsolicited() {
-			reason = ReasonUnsolicited
-		}
+		return ReasonRequestID, true
+	case errors.Is(err, crewjam.ErrMalformedMessage), errors.Is(err, crewjam.ErrMissingElement),
+		errors.Is(err, crewjam.ErrUnsupported), errors.Is(err, crewjam.ErrDecryptionFailed):
+		return ReasonMalformed, true
 	}
-	// Everything else (ErrMalformedMessage, ErrMissingElement,
-	// ErrUnsupported, ErrDecryptionFailed and the few errors crewjam does
-	// not classify) is a response this SP cannot use.
-	return &Error{Reason: reason, Err: err}
+	return "", false
 }
 
 // replayUntil returns how long the ID of a, a verified assertion, must be
