@@ -39,6 +39,26 @@ const (
 	// (beyond the allowed clock skew).
 	ReasonNotYetValid Reason = "not_yet_valid"
 
+	// ReasonClockSkew: the response was issued longer ago than allowed
+	// although it is still within its validity period: what a fresh
+	// response from an IdP whose clock is behind looks like. The clock of
+	// the IdP or of this server is probably wrong.
+	ReasonClockSkew Reason = "clock_skew"
+
+	// ReasonEncryptionNotSetUp: the assertion is encrypted, but encryption
+	// is off for this provider (the IdP's token encryption was turned on
+	// without telling this SP).
+	ReasonEncryptionNotSetUp Reason = "encryption_not_set_up"
+
+	// ReasonNotEncrypted: the assertion is not encrypted, but the provider
+	// requires encryption.
+	ReasonNotEncrypted Reason = "assertion_not_encrypted"
+
+	// ReasonDecryption: the encrypted assertion could not be decrypted with
+	// the SP's keys: the IdP encrypts to another certificate than this
+	// provider's, or the ciphertext was altered.
+	ReasonDecryption Reason = "decryption_failed"
+
 	// ReasonIssuer: the Issuer is not the IdP's entityID from its metadata.
 	ReasonIssuer Reason = "issuer_mismatch"
 
@@ -95,7 +115,15 @@ func (r Reason) UserMessage() string {
 	case ReasonExpired:
 		return "The sign-in response has expired. The sign-in may have taken too long, or the clocks of your identity provider and this server may differ. Please try signing in again."
 	case ReasonNotYetValid:
-		return "The sign-in response is not valid yet. The clocks of your identity provider and this server probably differ; please try again in a moment, and tell your administrator if it keeps happening."
+		return "The sign-in response is dated in the future: the clock of your identity provider or of this server is probably wrong. Please try again in a moment; administrator: check this server's time synchronisation (NTP), or allow more clock skew for this provider."
+	case ReasonClockSkew:
+		return "The sign-in response is dated further in the past than this site allows, although it was just issued: the clock of your identity provider or of this server is probably wrong. Please try again; administrator: check this server's time synchronisation (NTP), or allow more clock skew for this provider."
+	case ReasonEncryptionNotSetUp:
+		return "Your identity provider encrypted the sign-in response, but encryption is not set up for it here. Administrator: turn off token encryption for the application in Azure, or turn on encryption for this provider and upload its certificate to Azure."
+	case ReasonNotEncrypted:
+		return "This site requires the sign-in response to be encrypted, and your identity provider sent it unencrypted. Administrator: turn on token encryption for the application in Azure, with this provider's certificate."
+	case ReasonDecryption:
+		return "The encrypted sign-in response could not be decrypted. Administrator: check that the certificate uploaded to Azure's token encryption settings is this provider's current certificate."
 	case ReasonIssuer:
 		return "The sign-in response comes from an identity provider this site does not expect. Ask your administrator to check the single sign-on configuration."
 	case ReasonDestination:

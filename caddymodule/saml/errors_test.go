@@ -11,6 +11,7 @@ var allReasons = []Reason{
 	ReasonMalformed, ReasonSignature, ReasonUntrustedCert, ReasonCertificateExpired,
 	ReasonExpired, ReasonNotYetValid, ReasonIssuer, ReasonDestination, ReasonAudience,
 	ReasonRequestID, ReasonUnsolicited, ReasonReplay, ReasonIdPStatus, ReasonInternal,
+	ReasonWeakAlgorithm, ReasonClockSkew, ReasonEncryptionNotSetUp, ReasonNotEncrypted, ReasonDecryption,
 }
 
 func TestReasonUserMessage(t *testing.T) {
@@ -30,8 +31,8 @@ func TestReasonUserMessage(t *testing.T) {
 			t.Errorf("%q.UserMessage() = %q; want plain words without markup or codes", r, msg)
 		}
 	}
-	for _, r := range []Reason{ReasonExpired, ReasonNotYetValid} {
-		if msg := r.UserMessage(); !strings.Contains(msg, "clocks") {
+	for _, r := range []Reason{ReasonExpired, ReasonNotYetValid, ReasonClockSkew} {
+		if msg := r.UserMessage(); !strings.Contains(msg, "clock") {
 			t.Errorf("%q.UserMessage() = %q; want it to mention that the clocks may differ", r, msg)
 		}
 	}

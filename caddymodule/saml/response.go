@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -57,14 +58,21 @@ type Assertion struct {
 //   - size (Config.MaxResponseBytes), base64 and XML well-formedness, and
 //     refuses any DOCTYPE, and any response with more than one assertion,
 //     before parsing;
+//   - encryption (Config.Encryption): an EncryptedAssertion is decrypted
+//     with the SP's keys, or refused when encryption is off; a plain
+//     assertion is refused when encryption is required. Every decryption
+//     failure gets the same refusal, so that none is an oracle;
 //   - the XML signature against the IdP's signing certificates: the
 //     assertion, the response or both must be signed (Azure signs only the
 //     assertion by default), and every signature present must verify;
 //   - Destination and SubjectConfirmationData Recipient = the ACS URL,
 //     Audience = the SP's entityID, Issuer = the IdP's entityID;
-//   - IssueInstant, NotBefore and NotOnOrAfter, allowing crewjam/saml's
-//     clock skew (MaxClockSkew, 3 minutes); the response must also arrive
-//     within crewjam's MaxIssueDelay (90 seconds) of its IssueInstant;
+//   - IssueInstant, NotBefore and NotOnOrAfter against the SP's clock,
+//     allowing Config.ClockSkew (3 minutes by default) for dates in the
+//     future and after NotOnOrAfter; the response must also arrive within
+//     90 seconds of its IssueInstant, plus whatever the skew allowance
+//     exceeds 3 minutes by (an IdP whose clock is behind dates its
+//     responses in the past);
 //   - InResponseTo: it must be one of requestIDs; an empty one is
 //     accepted only if Config.AllowIdPInitiated;
 //   - the Status, which must be Success;
@@ -86,13 +94,24 @@ func (sp *SP) ParseResponse(ctx context.Context, samlResponse string, requestIDs
 		return nil, rerr
 	}
 
+	switch {
+	case info.encryptedAssertions > 0 && sp.encrypt == EncryptionOff:
+		return nil, refuse(ReasonEncryptionNotSetUp, "the assertion is encrypted, but encryption is off for this provider: turn token encryption off at the IdP, or turn it on here and give the IdP this provider's certificate")
+	case info.assertions > 0 && sp.encrypt == EncryptionRequired:
+		return nil, refuse(ReasonNotEncrypted, "the assertion is not encrypted, but this provider requires encryption: turn on token encryption at the IdP with this provider's certificate")
+	}
 	if info.sha1 != "" && !sp.allowSHA1 {
 		return nil, refuse(ReasonWeakAlgorithm, "the response is signed with a SHA-1 based algorithm (%s); set the IdP to SHA-256, or allow SHA-1 for this provider", info.sha1)
 	}
 
-	a, err := sp.sp.ParseXMLResponse(raw, requestIDs, sp.acsURL)
+	now := sp.now()
+	a, err := sp.crewjamAt(sp.limits.verifyClock(info.times, now)).ParseXMLResponse(raw, requestIDs, sp.acsURL)
 	if err != nil {
-		return nil, sp.classify(err, info)
+		return nil, sp.classify(err, info, now)
+	}
+	times := timesOf(a, info.times.responseIssueInstant)
+	if rerr := sp.limits.check(times, now); rerr != nil {
+		return nil, rerr
 	}
 
 	if a.ID == "" {
@@ -100,7 +119,7 @@ func (sp *SP) ParseResponse(ctx context.Context, samlResponse string, requestIDs
 		// the assertion cannot be checked for replay.
 		return nil, refuse(ReasonMalformed, "the assertion has no ID")
 	}
-	first, err := sp.replay.MarkAssertionUsed(ctx, a.ID, replayUntil(a))
+	first, err := sp.replay.MarkAssertionUsed(ctx, a.ID, sp.limits.replayUntil(times))
 	if err != nil {
 		return nil, refuse(ReasonInternal, "recording assertion %q in the replay cache: %w", a.ID, err)
 	}
@@ -168,6 +187,11 @@ type responseInfo struct {
 	sha1 string
 	// status is the Status of the Response.
 	status StatusError
+	// times are the response's dates, unverified: they only choose the
+	// clock crewjam verifies at (see timeLimits.verifyClock) and explain
+	// its time refusals. Only the Response IssueInstant, which crewjam
+	// checks but does not return, is also used after verification.
+	times responseTimes
 }
 
 // sha1Algorithms are the XML Signature algorithms based on SHA-1.
@@ -192,8 +216,8 @@ func (info *responseInfo) unsolicited() bool {
 
 // inspectResponse checks that raw is a well-formed XML document without a
 // DOCTYPE whose root is a SAML Response, and reads responseInfo from it. It
-// refuses a successful response that nothing claims to sign and one with an
-// encrypted assertion, which this SP has no key to decrypt.
+// refuses a response with more than one assertion, and a successful one
+// that nothing claims to sign.
 func inspectResponse(raw []byte) (*responseInfo, *Error) {
 	info := &responseInfo{}
 	err := scanXML(raw, func(path []xml.Name, tok xml.Token) error {
@@ -205,7 +229,10 @@ func inspectResponse(raw []byte) (*responseInfo, *Error) {
 			return nil
 		}
 		start := tok.(xml.StartElement)
-		if el.Space == nsDSig && (el.Local == "SignatureMethod" || el.Local == "DigestMethod") && info.sha1 == "" {
+		// Only the algorithms of a signature: an EncryptedKey's OAEP
+		// DigestMethod is SHA-1 in Azure's token encryption, and is not a
+		// signature algorithm.
+		if el.Space == nsDSig && (el.Local == "SignatureMethod" || el.Local == "DigestMethod") && info.sha1 == "" && inSignedInfo(path) {
 			if alg := attr(start, "Algorithm"); sha1Algorithms[alg] {
 				info.sha1 = alg
 			}
@@ -219,16 +246,24 @@ func inspectResponse(raw []byte) (*responseInfo, *Error) {
 				return refuse(ReasonMalformed, "not a SAML Response: root element is <%s>", el.Local)
 			}
 			info.inResponseTo = append(info.inResponseTo, attr(start, "InResponseTo"))
+			info.times.responseIssueInstant = parseTime(attr(start, "IssueInstant"))
 		case len(path) == 2 && el == xml.Name{Space: nsDSig, Local: "Signature"}:
 			info.responseSigned = true
 		case len(path) == 2 && el == xml.Name{Space: nsAssertion, Local: "Assertion"}:
 			info.assertions++
+			info.times.assertionIssueInstant = parseTime(attr(start, "IssueInstant"))
+		case len(path) == 3 && el == xml.Name{Space: nsAssertion, Local: "Conditions"} && path[1] == xml.Name{Space: nsAssertion, Local: "Assertion"}:
+			info.times.notBefore = parseTime(attr(start, "NotBefore"))
+			info.times.notOnOrAfter = parseTime(attr(start, "NotOnOrAfter"))
 		case len(path) == 2 && el == xml.Name{Space: nsAssertion, Local: "EncryptedAssertion"}:
 			info.encryptedAssertions++
 		case len(path) == 3 && el == xml.Name{Space: nsDSig, Local: "Signature"} && path[1] == xml.Name{Space: nsAssertion, Local: "Assertion"}:
 			info.assertionSigned = true
 		case el == xml.Name{Space: nsAssertion, Local: "SubjectConfirmationData"}:
 			info.inResponseTo = append(info.inResponseTo, attr(start, "InResponseTo"))
+			info.times.confirmations = append(info.times.confirmations, confirmationTimes{
+				notBefore: parseTime(attr(start, "NotBefore")), notOnOrAfter: parseTime(attr(start, "NotOnOrAfter")),
+			})
 		case el == xml.Name{Space: nsProtocol, Local: "StatusCode"} && path[1] == xml.Name{Space: nsProtocol, Local: "Status"}:
 			// Response/Status/StatusCode[/StatusCode]
 			switch len(path) {
@@ -245,9 +280,6 @@ func inspectResponse(raw []byte) (*responseInfo, *Error) {
 	}
 	info.status.Message = truncate(strings.TrimSpace(info.status.Message), maxStatusMessage)
 
-	if info.encryptedAssertions > 0 {
-		return nil, refuse(ReasonMalformed, "the assertion is encrypted, which this SP does not support: turn off token encryption for the application at the IdP")
-	}
 	// Hardening (issue 4, found by hardening_test.go): crewjam returns the
 	// first of several assertions in a signed Response and refuses more than
 	// one only in an unsigned one. Azure sends exactly one; refuse more, so
@@ -255,7 +287,9 @@ func inspectResponse(raw []byte) (*responseInfo, *Error) {
 	if n := info.assertions + info.encryptedAssertions; n > 1 {
 		return nil, refuse(ReasonMalformed, "the response has %d assertions; exactly one is expected", n)
 	}
-	if info.status.Code == statusSuccess && !info.responseSigned && !info.assertionSigned {
+	// An encrypted assertion's signature is inside the encryption; crewjam
+	// checks it after decrypting.
+	if info.status.Code == statusSuccess && !info.responseSigned && !info.assertionSigned && info.encryptedAssertions == 0 {
 		return nil, refuse(ReasonSignature, "neither the Response nor its Assertion is signed")
 	}
 	return info, nil
@@ -263,7 +297,7 @@ func inspectResponse(raw []byte) (*responseInfo, *Error) {
 
 // classify turns an error of crewjam's ParseXMLResponse into an *Error,
 // using crewjam's typed errors.
-func (sp *SP) classify(err error, info *responseInfo) *Error {
+func (sp *SP) classify(err error, info *responseInfo, now time.Time) *Error {
 	var invalid *crewjam.InvalidResponseError
 	if errors.As(err, &invalid) && invalid.PrivateErr != nil {
 		err = invalid.PrivateErr
@@ -284,6 +318,14 @@ func (sp *SP) classify(err error, info *responseInfo) *Error {
 	if reason == ReasonRequestID && !sp.allowIdP && info.unsolicited() {
 		reason = ReasonUnsolicited
 	}
+	if reason == ReasonExpired || reason == ReasonNotYetValid {
+		// A time refusal: say which date and by how much, under this
+		// SP's limits, so the page can point at a clock problem.
+		if rerr := sp.limits.check(info.times, now); rerr != nil && rerr.Reason != ReasonMalformed {
+			rerr.Err = fmt.Errorf("%w (%w)", rerr.Err, err)
+			return rerr
+		}
+	}
 	return &Error{Reason: reason, Err: err}
 }
 
@@ -292,6 +334,11 @@ func (sp *SP) classify(err error, info *responseInfo) *Error {
 // the caller.
 func crewjamReason(err error) (r Reason, ok bool) {
 	switch {
+	// crewjam's (unexported) RejectSHA1Signatures refusal, which is how a
+	// SHA-1 signature inside an encrypted assertion is found. It matches
+	// ErrInvalidSignature too: test it first.
+	case strings.Contains(err.Error(), "SHA-1 based signature algorithms are not accepted"):
+		return ReasonWeakAlgorithm, true
 	// Certificate errors also match ErrInvalidSignature: test them first.
 	case errors.Is(err, crewjam.ErrUntrustedCertificate):
 		return ReasonUntrustedCert, true
@@ -311,32 +358,17 @@ func crewjamReason(err error) (r Reason, ok bool) {
 		return ReasonAudience, true
 	case errors.Is(err, crewjam.ErrRequestIDMismatch):
 		return ReasonRequestID, true
+	case errors.Is(err, crewjam.ErrDecryptionFailed):
+		return ReasonDecryption, true
+	case strings.Contains(err.Error(), "signature element not present"):
+		// crewjam's unexported error for a missing signature, such as an
+		// unsigned assertion inside an encryption in an unsigned Response.
+		return ReasonSignature, true
 	case errors.Is(err, crewjam.ErrMalformedMessage), errors.Is(err, crewjam.ErrMissingElement),
-		errors.Is(err, crewjam.ErrUnsupported), errors.Is(err, crewjam.ErrDecryptionFailed):
+		errors.Is(err, crewjam.ErrUnsupported):
 		return ReasonMalformed, true
 	}
 	return "", false
-}
-
-// replayUntil returns how long the ID of a, a verified assertion, must be
-// remembered: until the latest moment at which crewjam could still accept
-// it, by any of its time limits, plus the allowed clock skew. That is later
-// than strictly needed (crewjam refuses at the earliest limit), so a record
-// never disappears while the assertion is still acceptable, whatever the
-// limits are.
-func replayUntil(a *crewjam.Assertion) time.Time {
-	until := a.IssueInstant.Add(crewjam.MaxIssueDelay)
-	if c := a.Conditions; c != nil && c.NotOnOrAfter.After(until) {
-		until = c.NotOnOrAfter
-	}
-	if s := a.Subject; s != nil {
-		for _, sc := range s.SubjectConfirmations {
-			if d := sc.SubjectConfirmationData; sc.Method == bearerMethod && d != nil && d.NotOnOrAfter.After(until) {
-				until = d.NotOnOrAfter
-			}
-		}
-	}
-	return until.Add(crewjam.MaxClockSkew)
 }
 
 // newAssertion copies what callers need from a, a verified assertion.
@@ -375,4 +407,24 @@ func newAssertion(a *crewjam.Assertion) *Assertion {
 		}
 	}
 	return out
+}
+
+// parseTime parses an xs:dateTime as SAML writes it (UTC, with or without
+// fractional seconds); anything else is the zero time.
+func parseTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(s))
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// inSignedInfo reports whether the element at path is inside a ds:SignedInfo.
+func inSignedInfo(path []xml.Name) bool {
+	for _, n := range path[:len(path)-1] {
+		if n == (xml.Name{Space: nsDSig, Local: "SignedInfo"}) {
+			return true
+		}
+	}
+	return false
 }

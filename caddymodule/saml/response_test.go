@@ -128,11 +128,11 @@ func TestParseResponse(t *testing.T) {
 			want: ReasonMalformed,
 		},
 		{
-			name: "encrypted assertion",
+			name: "encrypted assertion, encryption off",
 			raw: []byte(`<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_1" Version="2.0">` +
 				`<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>` +
 				`<EncryptedAssertion xmlns="urn:oasis:names:tc:SAML:2.0:assertion"/></samlp:Response>`),
-			want: ReasonMalformed,
+			want: ReasonEncryptionNotSetUp,
 		},
 		{name: "oversized", config: func(c *Config) { c.MaxResponseBytes = 4096 }, want: ReasonMalformed},
 		{name: "oversized before decoding", encoded: strings.Repeat("A", 2*base64.StdEncoding.EncodedLen(DefaultMaxResponseBytes)+4), want: ReasonMalformed},

@@ -14,8 +14,11 @@
 package saml
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
@@ -94,6 +97,28 @@ type Config struct {
 	// ReasonWeakAlgorithm.
 	AllowSHA1 bool
 
+	// Credentials are the SP's own RSA key pair: the certificate is
+	// published in the SP metadata, for encryption when Encryption is not
+	// EncryptionOff and for signing when SignAuthnRequests is set. They are
+	// required for either, and ignored otherwise.
+	Credentials *Credentials
+
+	// PreviousKeys also decrypt encrypted assertions, after Key: keep the
+	// old key here while the IdP switches to a new certificate.
+	PreviousKeys []*rsa.PrivateKey
+
+	// Encryption says whether assertions are expected encrypted (Azure's
+	// token encryption). The zero value, EncryptionOff, refuses encrypted
+	// assertions with ReasonEncryptionNotSetUp.
+	Encryption EncryptionMode
+
+	// SignAuthnRequests signs AuthnRequests (and logout messages) with
+	// the Credentials' key, RSA-SHA256, in the HTTP-Redirect binding's
+	// query string; the SP metadata then says AuthnRequestsSigned="true".
+	// Azure checks them when the application's "Require verification
+	// certificates" is on.
+	SignAuthnRequests bool
+
 	// Replay records used assertion IDs. It is required: New fails without
 	// one, so that replay protection cannot be forgotten.
 	Replay ReplayCache
@@ -106,10 +131,47 @@ type Config struct {
 	// Rand is the source of AuthnRequest IDs. Nil means crypto/rand.
 	Rand io.Reader
 
+	// ClockSkew is how far the IdP's clock may be from this SP's: dates
+	// up to ClockSkew in the future are accepted, NotOnOrAfter limits are
+	// extended by it, and a response may be up to 90 seconds plus whatever
+	// ClockSkew exceeds 3 minutes by older than its IssueInstant. Zero
+	// means DefaultClockSkew (3 minutes); at most MaxClockSkew (1 hour).
+	ClockSkew time.Duration
+
 	// MaxResponseBytes limits the size of a decoded SAMLResponse; larger
 	// ones are refused before they are parsed. Zero means
 	// DefaultMaxResponseBytes.
 	MaxResponseBytes int
+}
+
+// EncryptionMode says whether an SP expects encrypted assertions.
+type EncryptionMode int
+
+// The encryption modes.
+const (
+	// EncryptionOff: no encryption certificate is published and an
+	// encrypted assertion is refused (ReasonEncryptionNotSetUp).
+	EncryptionOff EncryptionMode = iota
+	// EncryptionAllowed: the certificate is published and encrypted
+	// assertions are decrypted; plain ones are accepted too. Use it while
+	// switching the IdP over.
+	EncryptionAllowed
+	// EncryptionRequired: as EncryptionAllowed, but a plain assertion is
+	// refused (ReasonNotEncrypted).
+	EncryptionRequired
+)
+
+// String returns "off", "allowed" or "required".
+func (m EncryptionMode) String() string {
+	switch m {
+	case EncryptionOff:
+		return "off"
+	case EncryptionAllowed:
+		return "allowed"
+	case EncryptionRequired:
+		return "required"
+	}
+	return fmt.Sprintf("EncryptionMode(%d)", int(m))
 }
 
 // SP is a SAML service provider for one identity provider. It is safe for
@@ -127,6 +189,9 @@ type SP struct {
 	maxBytes  int
 	allowIdP  bool
 	allowSHA1 bool
+	limits    timeLimits
+	encrypt   EncryptionMode
+	cert      *x509.Certificate // the SP's certificate, or nil
 }
 
 // New checks cfg and returns an SP for it.
@@ -163,6 +228,12 @@ func New(cfg Config) (*SP, error) {
 	}
 	if cfg.Replay == nil {
 		return nil, errors.New("saml: no replay cache: assertions could be replayed")
+	}
+	if err := checkCredentials(cfg); err != nil {
+		return nil, fmt.Errorf("saml: %w", err)
+	}
+	if err := checkClockSkew(cfg.ClockSkew); err != nil {
+		return nil, fmt.Errorf("saml: %w", err)
 	}
 	if cfg.MaxResponseBytes < 0 {
 		return nil, fmt.Errorf("saml: negative MaxResponseBytes %d", cfg.MaxResponseBytes)
@@ -206,6 +277,14 @@ func New(cfg Config) (*SP, error) {
 		// the request's context (crewjam's cache interface has none).
 		ReplayCache: nil,
 	}
+	if cfg.Encryption != EncryptionOff || cfg.SignAuthnRequests {
+		sp.Key = cfg.Credentials.Key
+		sp.Certificate = cfg.Credentials.Certificate
+		sp.DecryptionKeys = cfg.PreviousKeys
+	}
+	if cfg.SignAuthnRequests {
+		sp.SignatureMethod = dsig.RSASHA256SignatureMethod
+	}
 	if cfg.SLOURL != "" {
 		// Logout messages are accepted (and advertised) with the
 		// HTTP-Redirect binding, the only one Azure uses for them.
@@ -225,6 +304,9 @@ func New(cfg Config) (*SP, error) {
 		maxBytes:  maxBytes,
 		allowIdP:  cfg.AllowIdPInitiated,
 		allowSHA1: cfg.AllowSHA1,
+		limits:    newTimeLimits(cmp.Or(cfg.ClockSkew, DefaultClockSkew)),
+		encrypt:   cfg.Encryption,
+		cert:      sp.Certificate,
 	}, nil
 }
 
@@ -240,7 +322,9 @@ func (sp *SP) ACSURL() string { return sp.acsURL.String() }
 // ID server-side, bound to the browser, and passes it to ParseResponse to
 // check the response's InResponseTo.
 //
-// The request is unsigned (Azure does not require signed requests), asks
+// The request is signed in the query string when Config.SignAuthnRequests
+// is set, and unsigned otherwise (Azure requires signed requests only when
+// the application asks for verification certificates). It asks
 // for the response at the ACS URL with the HTTP-POST binding, and has a
 // NameIDPolicy without Format, so that the NameID format configured at the
 // IdP applies. relayState must be at most 80 bytes.
@@ -250,7 +334,8 @@ func (sp *SP) AuthnRequestURL(relayState string) (redirect string, requestID str
 		return "", "", fmt.Errorf("saml: building AuthnRequest: %w", err)
 	}
 	// The ID comes from sp.rand rather than crewjam's package-level
-	// source; the request is not signed, so it can be replaced.
+	// source. It can be replaced: with the HTTP-Redirect binding the
+	// signature, if any, is made over the query string by Redirect.
 	if req.ID, err = newRequestID(sp.rand); err != nil {
 		return "", "", fmt.Errorf("saml: building AuthnRequest: %w", err)
 	}
@@ -263,12 +348,28 @@ func (sp *SP) AuthnRequestURL(relayState string) (redirect string, requestID str
 
 // Metadata returns the SP's metadata document: an EntityDescriptor with an
 // SPSSODescriptor that has the ACS URL for the HTTP-POST binding,
-// AuthnRequestsSigned="false" and WantAssertionsSigned="true", and, when
+// WantAssertionsSigned="true", AuthnRequestsSigned and a signing
+// KeyDescriptor when Config.SignAuthnRequests is set, an encryption
+// KeyDescriptor unless encryption is off, and, when
 // Config.SLOURL is set, a SingleLogoutService at it for the HTTP-Redirect
 // binding. It can be uploaded to Azure ("Upload metadata file") to fill in
 // the Identifier, Reply URL and Logout URL.
 func (sp *SP) Metadata() ([]byte, error) {
-	out, err := xml.MarshalIndent(sp.sp.Metadata(), "", "  ")
+	md := sp.sp.Metadata()
+	if sp.encrypt == EncryptionOff {
+		// crewjam advertises an RSA signing certificate for encryption
+		// too; with encryption off, the IdP must not encrypt.
+		for i := range md.SPSSODescriptors {
+			kds := md.SPSSODescriptors[i].KeyDescriptors[:0]
+			for _, kd := range md.SPSSODescriptors[i].KeyDescriptors {
+				if kd.Use != "encryption" {
+					kds = append(kds, kd)
+				}
+			}
+			md.SPSSODescriptors[i].KeyDescriptors = kds
+		}
+	}
+	out, err := xml.MarshalIndent(md, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("saml: encoding SP metadata: %w", err)
 	}
@@ -394,3 +495,28 @@ type funcClock struct {
 func (c funcClock) Now() time.Time                  { return c.now() }
 func (c funcClock) Since(t time.Time) time.Duration { return c.now().Sub(t) }
 func (c funcClock) Until(t time.Time) time.Duration { return t.Sub(c.now()) }
+
+// Certificate returns the SP's certificate when it has one (encryption or
+// request signing is on), for the IdP's administrator to upload, or nil.
+func (sp *SP) Certificate() *x509.Certificate { return sp.cert }
+
+// checkCredentials checks that the SP has a key pair when it needs one,
+// and that the certificate is the key's.
+func checkCredentials(cfg Config) error {
+	switch cfg.Encryption {
+	case EncryptionOff, EncryptionAllowed, EncryptionRequired:
+	default:
+		return fmt.Errorf("unknown encryption mode %d", int(cfg.Encryption))
+	}
+	if cfg.Encryption == EncryptionOff && !cfg.SignAuthnRequests {
+		return nil
+	}
+	c := cfg.Credentials
+	switch {
+	case c == nil || c.Key == nil || c.Certificate == nil:
+		return errors.New("assertion encryption and signed AuthnRequests need the SP's key and certificate")
+	case !c.Key.PublicKey.Equal(c.Certificate.PublicKey):
+		return errors.New("the SP certificate is not the SP key's: its public key differs")
+	}
+	return nil
+}

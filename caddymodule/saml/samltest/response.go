@@ -1,10 +1,12 @@
 package samltest
 
 import (
+	"crypto/x509"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/crewjam/saml/xmlenc"
 	dsig "github.com/russellhaering/goxmldsig"
 )
 
@@ -111,6 +113,14 @@ type ResponseOptions struct {
 	// do, instead of RSA-SHA256.
 	SHA1 bool
 
+	// EncryptFor, when set, encrypts the assertion (after signing it) to
+	// this certificate, as Azure's token encryption does: an
+	// EncryptedAssertion whose EncryptedData uses AES-256-CBC, with the
+	// content key wrapped by RSA-OAEP (MGF1, SHA-1 digest) in its KeyInfo.
+	EncryptFor *x509.Certificate
+	// EncryptGCM encrypts with AES-256-GCM instead of AES-256-CBC.
+	EncryptGCM bool
+
 	// AssertionID and ResponseID are the element IDs; empty means a new
 	// random ID.
 	AssertionID, ResponseID string
@@ -172,6 +182,9 @@ func (i *IdP) responseDocument(t testing.TB, o ResponseOptions, edit func(assert
 		}
 		if o.SignAssertion {
 			i.signWith(t, assertion, method)
+		}
+		if o.EncryptFor != nil {
+			assertion = encryptAssertion(t, assertion, o.EncryptFor, o.EncryptGCM)
 		}
 		resp.AddChild(assertion)
 	}
@@ -324,4 +337,31 @@ func (i *IdP) signWith(t testing.TB, el *etree.Element, method string) {
 // samlTime formats t as SAML writes times: UTC, millisecond precision.
 func samlTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+// encryptAssertion returns an EncryptedAssertion holding assertion
+// encrypted to cert.
+func encryptAssertion(t testing.TB, assertion *etree.Element, cert *x509.Certificate, gcm bool) *etree.Element {
+	t.Helper()
+	doc := etree.NewDocument()
+	doc.SetRoot(assertion.Copy())
+	plain, err := doc.WriteToBytes()
+	if err != nil {
+		t.Fatalf("samltest: writing the assertion to encrypt: %v", err)
+	}
+	enc := xmlenc.OAEP()
+	enc.DigestMethod = &xmlenc.SHA1
+	enc.BlockCipher = xmlenc.AES256CBC
+	if gcm {
+		enc.BlockCipher = xmlenc.AES256GCM
+	}
+	data, err := enc.Encrypt(cert, plain, nil)
+	if err != nil {
+		t.Fatalf("samltest: encrypting the assertion: %v", err)
+	}
+	data.CreateAttr("Type", "http://www.w3.org/2001/04/xmlenc#Element")
+	ea := etree.NewElement("EncryptedAssertion")
+	ea.CreateAttr("xmlns", nsAssertion)
+	ea.AddChild(data)
+	return ea
 }
