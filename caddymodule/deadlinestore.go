@@ -91,6 +91,18 @@ func (d deadlineStore) CompareAndSwapBlob(ctx context.Context, name string, old,
 	return d.Store.CompareAndSwapBlob(ctx, name, old, new)
 }
 
+func (d deadlineStore) PutCached(ctx context.Context, key string, data []byte, ttl time.Duration) error {
+	ctx, cancel := d.ctx(ctx)
+	defer cancel()
+	return d.Store.PutCached(ctx, key, data, ttl)
+}
+
+func (d deadlineStore) GetCached(ctx context.Context, key string) ([]byte, error) {
+	ctx, cancel := d.ctx(ctx)
+	defer cancel()
+	return d.Store.GetCached(ctx, key)
+}
+
 func (d deadlineStore) Ping(ctx context.Context) error {
 	ctx, cancel := d.ctx(ctx)
 	defer cancel()

@@ -22,7 +22,8 @@ func init() {
 // a restart, and are not shared with other instances.
 type MemoryStore struct {
 	// MaxEntries bounds the number of sessions, and separately of pending
-	// logins and remembered assertion IDs, so that a flood of sign-in
+	// logins, remembered assertion IDs and cached values (group lists read
+	// from Microsoft Graph), so that a flood of sign-in
 	// attempts cannot exhaust memory; past it new sign-ins get a 503.
 	// Default 1,000,000.
 	MaxEntries int `json:"max_entries,omitempty"`

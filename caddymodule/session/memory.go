@@ -12,8 +12,8 @@ import (
 // MemoryOptions configures a memory store. Zero values take the defaults.
 type MemoryOptions struct {
 	// MaxEntries bounds each of the store's maps (sessions, pending logins,
-	// replay cache), so that a flood of login starts cannot exhaust memory.
-	// Default 1,000,000.
+	// replay cache, cached values), so that a flood of login starts cannot
+	// exhaust memory. Default 1,000,000.
 	MaxEntries int
 	// SweepInterval is how often expired entries are removed. Default 1m.
 	SweepInterval time.Duration
@@ -33,6 +33,7 @@ type Memory struct {
 	pending  map[string]memEntry[PendingLogin]
 	used     map[string]time.Time
 	blobs    map[string][]byte
+	cached   map[string]memEntry[[]byte]
 	subs     map[chan string]struct{} // Revocations receivers
 	closed   bool
 
@@ -66,6 +67,7 @@ func NewMemory(o MemoryOptions) *Memory {
 		pending:  make(map[string]memEntry[PendingLogin]),
 		used:     make(map[string]time.Time),
 		blobs:    make(map[string][]byte),
+		cached:   make(map[string]memEntry[[]byte]),
 		subs:     make(map[chan string]struct{}),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -371,6 +373,46 @@ func (m *Memory) CompareAndSwapBlob(ctx context.Context, name string, old, new [
 	return true, nil
 }
 
+// PutCached implements Store.
+func (m *Memory) PutCached(ctx context.Context, key string, data []byte, ttl time.Duration) error {
+	if key == "" {
+		return errors.New("session: put cached: empty key")
+	}
+	if ttl <= 0 {
+		return errors.New("session: put cached: ttl must be positive")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx); err != nil {
+		return err
+	}
+	if _, exists := m.cached[key]; !exists && len(m.cached) >= m.max {
+		m.sweepLocked(m.now())
+		if len(m.cached) >= m.max {
+			return fmt.Errorf("session: put cached: %w (%d cached values)", ErrFull, len(m.cached))
+		}
+	}
+	m.cached[key] = memEntry[[]byte]{v: bytes.Clone(data), expires: m.now().Add(ttl)}
+	return nil
+}
+
+// GetCached implements Store.
+func (m *Memory) GetCached(ctx context.Context, key string) ([]byte, error) {
+	if key == "" {
+		return nil, errors.New("session: get cached: empty key")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	e, ok := m.cached[key]
+	if !ok || !m.now().Before(e.expires) {
+		return nil, ErrNotFound
+	}
+	return bytes.Clone(e.v), nil
+}
+
 // Ping implements Store.
 func (m *Memory) Ping(ctx context.Context) error {
 	m.mu.Lock()
@@ -387,7 +429,7 @@ func (m *Memory) Close() error {
 		return nil
 	}
 	m.closed = true
-	m.sessions, m.byUser, m.pending, m.used, m.blobs = nil, nil, nil, nil, nil
+	m.sessions, m.byUser, m.pending, m.used, m.blobs, m.cached = nil, nil, nil, nil, nil, nil
 	for ch := range m.subs {
 		close(ch)
 	}
@@ -443,6 +485,11 @@ func (m *Memory) sweepLocked(now time.Time) {
 	for k, exp := range m.used {
 		if !now.Before(exp) {
 			delete(m.used, k)
+		}
+	}
+	for k, e := range m.cached {
+		if !now.Before(e.expires) {
+			delete(m.cached, k)
 		}
 	}
 }

@@ -43,6 +43,18 @@ func TestMemoryBounded(t *testing.T) {
 	if err := m.SavePending(ctx, "k3", p, time.Hour); !errors.Is(err, session.ErrFull) {
 		t.Errorf("SavePending over the bound = %v; want ErrFull", err)
 	}
+	// Cached values have their own bound.
+	for _, k := range []string{"c1", "c2"} {
+		if err := m.PutCached(ctx, k, []byte("v"), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.PutCached(ctx, "c3", []byte("v"), time.Hour); !errors.Is(err, session.ErrFull) {
+		t.Errorf("PutCached over the bound = %v; want ErrFull", err)
+	}
+	if err := m.PutCached(ctx, "c1", []byte("w"), time.Hour); err != nil {
+		t.Errorf("PutCached(existing) at the bound = %v", err)
+	}
 }
 
 func TestMemorySweepFreesExpired(t *testing.T) {
@@ -61,6 +73,39 @@ func TestMemorySweepFreesExpired(t *testing.T) {
 	if s, p, u := m.Len(); s != 1 || p != 0 || u != 0 {
 		t.Errorf("Len() = %d, %d, %d; want 1, 0, 0", s, p, u)
 	}
+	if err := m.PutCached(ctx, "old", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Minute)
+	if err := m.PutCached(ctx, "new", []byte("v"), time.Minute); err != nil {
+		t.Errorf("PutCached after expiry at the bound = %v; want nil", err)
+	}
+	if _, err := m.GetCached(ctx, "old"); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("GetCached(expired) = %v; want ErrNotFound", err)
+	}
+}
+
+// A cached value is gone at its expiry even before a sweep removes it.
+func TestMemoryCachedExpiresBeforeSweep(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := session.NewMemory(session.MemoryOptions{SweepInterval: time.Hour, Now: func() time.Time { return now }})
+	defer m.Close()
+	ctx := context.Background()
+	if err := m.PutCached(ctx, "k", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		at   time.Duration
+		want error
+	}{
+		{59 * time.Second, nil},
+		{time.Minute, session.ErrNotFound},
+	} {
+		now = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(tt.at)
+		if _, err := m.GetCached(ctx, "k"); !errors.Is(err, tt.want) {
+			t.Errorf("GetCached() %v after a 1m put = %v; want %v", tt.at, err, tt.want)
+		}
+	}
 }
 
 func TestMemoryClosed(t *testing.T) {
@@ -73,6 +118,12 @@ func TestMemoryClosed(t *testing.T) {
 	}
 	if err := m.Ping(context.Background()); err == nil {
 		t.Error("Ping() after Close = nil; want error")
+	}
+	if err := m.PutCached(context.Background(), "k", []byte("v"), time.Hour); err == nil {
+		t.Error("PutCached() after Close = nil; want error")
+	}
+	if _, err := m.GetCached(context.Background(), "k"); err == nil || errors.Is(err, session.ErrNotFound) {
+		t.Errorf("GetCached() after Close = %v; want an error other than ErrNotFound", err)
 	}
 }
 

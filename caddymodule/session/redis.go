@@ -19,6 +19,7 @@ import (
 //	P p:<relay state>     string   PendingLogin JSON                   the login timeout
 //	P a:<assertion id>    string   "1"                                 the assertion's end of validity
 //	P b:<name>            string   blob                                none
+//	P c:<key>             string   cached value                        the value's TTL
 //	P revoked             channel  IDs of deleted sessions (pub/sub)   -
 //
 // Every command and script touches a single key, so keys may spread over
@@ -97,6 +98,7 @@ func (r *Redis) userKey(userID string) string { return r.prefix + "u:" + userID 
 func (r *Redis) pendingKey(key string) string { return r.prefix + "p:" + key }
 func (r *Redis) usedKey(id string) string     { return r.prefix + "a:" + id }
 func (r *Redis) blobKey(name string) string   { return r.prefix + "b:" + name }
+func (r *Redis) cachedKey(key string) string  { return r.prefix + "c:" + key }
 
 // wrap adds context to a Redis error; redis.Nil becomes ErrNotFound.
 func wrap(op string, err error) error {
@@ -454,6 +456,38 @@ func (r *Redis) CompareAndSwapBlob(ctx context.Context, name string, old, new []
 		return false, wrap("compare and swap blob", err)
 	}
 	return n == 1, nil
+}
+
+// PutCached implements Store, with SET PX.
+func (r *Redis) PutCached(ctx context.Context, key string, data []byte, ttl time.Duration) error {
+	if key == "" {
+		return errors.New("session: put cached: empty key")
+	}
+	if ttl <= 0 {
+		return errors.New("session: put cached: ttl must be positive")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := r.client.Set(ctx, r.cachedKey(key), data, time.Duration(ms(ttl))*time.Millisecond).Err(); err != nil {
+		return wrap("put cached", err)
+	}
+	return nil
+}
+
+// GetCached implements Store.
+func (r *Redis) GetCached(ctx context.Context, key string) ([]byte, error) {
+	if key == "" {
+		return nil, errors.New("session: get cached: empty key")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b, err := r.client.Get(ctx, r.cachedKey(key)).Bytes()
+	if err != nil {
+		return nil, wrap("get cached", err)
+	}
+	return b, nil
 }
 
 // Ping implements Store.

@@ -124,6 +124,9 @@ func TestRedisKeyLayoutAndTTLs(t *testing.T) {
 	if err := s.PutBlob(ctx, "jwks", []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.PutCached(ctx, "groups:u-123", []byte(`["g1"]`), 8*time.Hour); err != nil {
+		t.Fatal(err)
+	}
 	c := raw(t, addr)
 	tests := []struct {
 		key      string
@@ -135,6 +138,7 @@ func TestRedisKeyLayoutAndTTLs(t *testing.T) {
 		{"kl:a:_a-ttl", 9 * time.Minute, 10 * time.Minute},
 		{"kl:a:_a-past", 50 * time.Second, time.Minute},
 		{"kl:b:jwks", -1, -1},
+		{"kl:c:groups:u-123", 8*time.Hour - time.Minute, 8 * time.Hour},
 	}
 	for _, tt := range tests {
 		got, err := c.PTTL(ctx, tt.key).Result()
@@ -307,7 +311,11 @@ func TestRedisOutage(t *testing.T) {
 			return err
 		},
 		"GetBlob": func() error { _, err := s.GetBlob(ctx, "b"); return err },
-		"PutBlob": func() error { return s.PutBlob(ctx, "b", []byte("x")) },
+		"PutCached": func() error {
+			return s.PutCached(ctx, "c", []byte("x"), time.Minute)
+		},
+		"GetCached": func() error { _, err := s.GetCached(ctx, "c"); return err },
+		"PutBlob":   func() error { return s.PutBlob(ctx, "b", []byte("x")) },
 		"CompareAndSwapBlob": func() error {
 			_, err := s.CompareAndSwapBlob(ctx, "b", nil, []byte("x"))
 			return err

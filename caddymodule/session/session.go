@@ -1,8 +1,9 @@
 // Package session keeps engage-sso's server-side state: sessions behind
 // opaque cookies (indexed by user, so that all of a user's sessions can be
 // revoked at once), pending logins (AuthnRequest ids keyed by RelayState),
-// the assertion replay cache, and small shared blobs (signing keys, dynamic
-// configuration) that every instance must see.
+// the assertion replay cache, small shared blobs (signing keys, dynamic
+// configuration) that every instance must see, and expiring cached values
+// (such as group IDs resolved through Microsoft Graph).
 //
 // Store is the one interface every backend implements: NewMemory is the
 // embedded single-instance store, NewRedis the distributed one (standalone,
@@ -30,8 +31,8 @@ import (
 	"time"
 )
 
-// ErrNotFound is returned when a session, pending login or blob does not
-// exist or has expired.
+// ErrNotFound is returned when a session, pending login, blob or cached
+// value does not exist or has expired.
 var ErrNotFound = errors.New("session: not found")
 
 // ErrFull is returned when a bounded store refuses a new entry. Callers fail
@@ -102,6 +103,14 @@ type Store interface {
 	// "only if there is no blob" (create); a non-nil empty old matches an
 	// existing empty blob. Callers that lose the race re-read and retry.
 	CompareAndSwapBlob(ctx context.Context, name string, old, new []byte) (swapped bool, err error)
+
+	// PutCached stores data under key until ttl has passed, replacing any
+	// earlier value. Cached values are a convenience: a caller that finds
+	// nothing recomputes them. ttl must be positive.
+	PutCached(ctx context.Context, key string, data []byte, ttl time.Duration) error
+	// GetCached returns the value under key, or ErrNotFound when there is
+	// none or it has expired. The returned slice is the caller's.
+	GetCached(ctx context.Context, key string) ([]byte, error)
 
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error

@@ -56,6 +56,11 @@ func Run(t *testing.T, open Open) {
 		{"BlobInvalidName", testBlobInvalidName},
 		{"BlobCompareAndSwap", testBlobCompareAndSwap},
 		{"BlobCompareAndSwapConcurrent", testBlobCompareAndSwapConcurrent},
+		{"CacheRoundTrip", testCacheRoundTrip},
+		{"CacheReplace", testCacheReplace},
+		{"CacheExpires", testCacheExpires},
+		{"CacheCopyIsolated", testCacheCopyIsolated},
+		{"CacheInvalid", testCacheInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -371,10 +376,16 @@ func testCancelledContext(t *testing.T, s session.Store) {
 	_, checks["GetBlob"] = s.GetBlob(c, "x")
 	checks["PutBlob"] = s.PutBlob(c, "x", []byte("v"))
 	_, checks["CompareAndSwapBlob"] = s.CompareAndSwapBlob(c, "x", nil, []byte("v"))
+	checks["PutCached"] = s.PutCached(c, "x", []byte("v"), time.Hour)
+	_, checks["GetCached"] = s.GetCached(c, "x")
 	for name, err := range checks {
-		if err == nil {
-			t.Errorf("%s with a cancelled context = nil; want an error", name)
+		if err == nil || errors.Is(err, session.ErrNotFound) {
+			t.Errorf("%s with a cancelled context = %v; want an error other than ErrNotFound", name, err)
 		}
+	}
+	// Refused calls changed nothing.
+	if _, err := s.GetCached(ctx(t), "x"); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("GetCached() after a cancelled PutCached = %v; want ErrNotFound", err)
 	}
 }
 
