@@ -20,6 +20,7 @@ import (
 
 	"github.com/engage-sso/engage-sso/caddymodule/directory"
 	"github.com/engage-sso/engage-sso/caddymodule/identity"
+	samlsp "github.com/engage-sso/engage-sso/caddymodule/saml"
 	"github.com/engage-sso/engage-sso/caddymodule/session"
 	"github.com/engage-sso/engage-sso/caddymodule/token"
 )
@@ -68,6 +69,9 @@ type App struct {
 	tokens    *tokenCache
 	sessions  *sessionCache
 	providers map[string]*provider
+	// spCreds is the shared SAML SP key pair, loaded when a provider
+	// first needs it.
+	spCreds *samlsp.Credentials
 	// directories are the user hook clients by URL.
 	directories map[string]*directory.Client
 	byDomain    map[string]*Company
@@ -187,6 +191,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 			if p != nil {
 				p.MetadataFile = repl.ReplaceKnown(p.MetadataFile, "")
 				p.MetadataURL = repl.ReplaceKnown(p.MetadataURL, "")
+				p.SPCertFile = repl.ReplaceKnown(p.SPCertFile, "")
+				p.SPKeyFile = repl.ReplaceKnown(p.SPKeyFile, "")
+				if g := p.Graph; g != nil {
+					g.TenantID = repl.ReplaceKnown(g.TenantID, "")
+					g.ClientID = repl.ReplaceKnown(g.ClientID, "")
+					g.ClientSecret = repl.ReplaceKnown(g.ClientSecret, "")
+					g.LoginURL = repl.ReplaceKnown(g.LoginURL, "")
+					g.GraphURL = repl.ReplaceKnown(g.GraphURL, "")
+				}
 			}
 		}
 	}
@@ -262,7 +275,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			}
 		}
 		for _, p := range c.Providers {
-			prov, err := a.newProvider(c, p)
+			prov, err := a.newProvider(ctx, c, p)
 			if err != nil {
 				return fmt.Errorf("company %q, provider %q: %w", c.ID, p.Label, err)
 			}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -81,6 +82,19 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //				jit              on|off
 //				idp_initiated    on|off
 //				allow_sha1       on|off
+//				clock_skew       <duration>
+//				encryption       off|allowed|required
+//				sign_requests    on|off
+//				sp_certificate   <cert.pem> <key.pem>
+//				max_response_size <bytes>[KiB|MiB]
+//				graph {
+//					tenant_id     <tenant id>
+//					client_id     <application id>
+//					client_secret <secret, e.g. {env.GRAPH_CLIENT_SECRET}>
+//					login_url     <url>
+//					graph_url     <url>
+//					timeout       <duration>
+//				}
 //				default_path     <path>
 //				claims {
 //					email|upn|given_name|surname|display_name|object_id|tenant_id|groups|roles|groups_link <claim URI>
@@ -409,6 +423,38 @@ func unmarshalProvider(d *caddyfile.Dispenser, labels map[string]int) (*Provider
 			p.AllowIdPInitiated = &b
 		case "allow_sha1":
 			p.AllowSHA1, err = onOffArg(d)
+		case "clock_skew":
+			var v string
+			if v, err = oneArg(d); err == nil {
+				var dur time.Duration
+				if dur, err = caddy.ParseDuration(v); err != nil || dur < 0 {
+					err = d.Errf("provider %q: clock_skew: invalid duration %q", label, v)
+				}
+				p.ClockSkew = caddy.Duration(dur)
+			}
+		case "encryption":
+			if p.Encryption, err = oneArg(d); err == nil {
+				if _, merr := p.encryptionMode(); merr != nil {
+					err = d.Errf("provider %q: encryption: %v", label, merr)
+				}
+			}
+		case "sign_requests":
+			p.SignRequests, err = onOffArg(d)
+		case "sp_certificate":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return nil, d.Errf("provider %q: sp_certificate: want <cert_file> <key_file> (PEM)", label)
+			}
+			p.SPCertFile, p.SPKeyFile = args[0], args[1]
+		case "max_response_size":
+			var v string
+			if v, err = oneArg(d); err == nil {
+				if p.MaxResponseSize, err = parseSize(v); err != nil {
+					err = d.Errf("provider %q: max_response_size: %v", label, err)
+				}
+			}
+		case "graph":
+			p.Graph, err = unmarshalGraph(d, label)
 		case "default_path":
 			p.DefaultPath, err = oneArg(d)
 			if err == nil && safeReturnPath(p.DefaultPath) != p.DefaultPath {
@@ -417,7 +463,7 @@ func unmarshalProvider(d *caddyfile.Dispenser, labels map[string]int) (*Provider
 		case "claims":
 			err = unmarshalClaims(d, &p.Claims)
 		default:
-			err = d.Errf("unknown provider setting %q (want metadata_file, metadata_url, metadata_refresh, entity_id, mapping, agent, supervisor, account_holder, jit, idp_initiated, allow_sha1, default_path or claims)", key)
+			err = d.Errf("unknown provider setting %q (want metadata_file, metadata_url, metadata_refresh, entity_id, mapping, agent, supervisor, account_holder, jit, idp_initiated, allow_sha1, clock_skew, encryption, sign_requests, sp_certificate, max_response_size, graph, default_path or claims)", key)
 		}
 		if err != nil {
 			return nil, err
@@ -433,6 +479,45 @@ func unmarshalProvider(d *caddyfile.Dispenser, labels map[string]int) (*Provider
 		return nil, fmt.Errorf("provider %q maps no role: add at least one of agent, supervisor, account_holder with group object IDs or app role values%s", label, at)
 	}
 	return p, nil
+}
+
+func unmarshalGraph(d *caddyfile.Dispenser, label string) (*GraphConfig, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	g := &GraphConfig{}
+	fields := map[string]*string{
+		"tenant_id": &g.TenantID, "client_id": &g.ClientID, "client_secret": &g.ClientSecret,
+		"login_url": &g.LoginURL, "graph_url": &g.GraphURL,
+	}
+	seen := settings{}
+	start := d.Line()
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		key := d.Val()
+		if err := seen.once(d, "graph."+key, true); err != nil {
+			return nil, err
+		}
+		if key == "timeout" {
+			var err error
+			if g.Timeout, err = durationArg(d); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		f, ok := fields[key]
+		if !ok {
+			return nil, d.Errf("unknown graph setting %q (want tenant_id, client_id, client_secret, login_url, graph_url or timeout)", key)
+		}
+		v, err := oneArg(d)
+		if err != nil {
+			return nil, err
+		}
+		*f = v
+	}
+	if g.TenantID == "" || g.ClientID == "" || g.ClientSecret == "" {
+		return nil, fmt.Errorf("provider %q: graph needs tenant_id, client_id and client_secret, at %s:%d", label, d.File(), start)
+	}
+	return g, nil
 }
 
 func unmarshalClaims(d *caddyfile.Dispenser, c *identity.ClaimNames) error {
@@ -573,6 +658,26 @@ func intArg(d *caddyfile.Dispenser) (int, error) {
 		return 0, d.Errf("%s: want a positive whole number, got %q", key, v)
 	}
 	return n, nil
+}
+
+// parseSize parses a byte count: a whole number, optionally followed by
+// KiB or MiB (KB and MB are read as the same).
+func parseSize(v string) (int, error) {
+	num, mult := v, 1
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"KiB", 1 << 10}, {"KB", 1 << 10}, {"MiB", 1 << 20}, {"MB", 1 << 20}} {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			num, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n <= 0 || n > (1<<30)/mult {
+		return 0, fmt.Errorf("%q is not a size: want a positive number of bytes, or a number with KiB or MiB", v)
+	}
+	return n * mult, nil
 }
 
 func onOffArg(d *caddyfile.Dispenser) (bool, error) {

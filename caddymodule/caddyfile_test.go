@@ -185,6 +185,12 @@ func TestUnmarshalAppErrors(t *testing.T) {
 		{"bad default path", withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tdefault_path https://evil.example/"), "must be a local path", 8},
 		{"role twice", withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tagent b"), "provider.agent is set twice", 8},
 		{"unknown claim", withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tclaims {\n\t\t\t\tmail x\n\t\t\t}"), `unknown claim "mail"`, 9},
+		{"bad clock skew", withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tclock_skew lots"), `clock_skew: invalid duration "lots"`, 8},
+		{"bad encryption", withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tencryption yes"), "want off, allowed or required", 8},
+		{"sp_certificate one file", withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tsp_certificate sp.crt"), "want <cert_file> <key_file>", 8},
+		{"bad size", withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tmax_response_size big"), `"big" is not a size`, 8},
+		{"graph unknown", withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tgraph {\n\t\t\t\tsecret x\n\t\t\t}"), `unknown graph setting "secret"`, 9},
+		{"graph incomplete", withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tgraph {\n\t\t\t\tclient_id x\n\t\t\t}"), "graph needs tenant_id, client_id and client_secret", 8},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -264,5 +270,49 @@ func TestProviderAllowSHA1Caddyfile(t *testing.T) {
 	var b App
 	if err := b.UnmarshalCaddyfile(caddyfile.NewTestDispenser(withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tallow_sha1 perhaps"))); err == nil {
 		t.Error("allow_sha1 perhaps: want an error")
+	}
+}
+
+func TestProviderSAMLOptionsCaddyfile(t *testing.T) {
+	var a App
+	input := withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tclock_skew 5m\n\t\t\tencryption required\n\t\t\tsign_requests on\n" +
+		"\t\t\tsp_certificate /etc/engage/sp.crt /etc/engage/sp.key\n\t\t\tmax_response_size 512KiB\n" +
+		"\t\t\tgraph {\n\t\t\t\ttenant_id 5d1c9a70-3f2b-4e8d-9c6a-7b0e1f2a3b4c\n\t\t\t\tclient_id 11111111-2222-3333-4444-555555555555\n" +
+		"\t\t\t\tclient_secret {env.GRAPH_SECRET}\n\t\t\t\tgraph_url https://graph.microsoft.us\n\t\t\t\ttimeout 5s\n\t\t\t}")
+	if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
+		t.Fatal(err)
+	}
+	p := a.Companies[0].Providers[0]
+	want := &Provider{
+		Label: "contoso", MetadataFile: "x", Roles: map[string][]string{"agent": {"a"}},
+		ClockSkew: caddy.Duration(5 * time.Minute), Encryption: "required", SignRequests: true,
+		SPCertFile: "/etc/engage/sp.crt", SPKeyFile: "/etc/engage/sp.key", MaxResponseSize: 512 << 10,
+		Graph: &GraphConfig{
+			TenantID: "5d1c9a70-3f2b-4e8d-9c6a-7b0e1f2a3b4c", ClientID: "11111111-2222-3333-4444-555555555555",
+			ClientSecret: "{env.GRAPH_SECRET}", GraphURL: "https://graph.microsoft.us", Timeout: caddy.Duration(5 * time.Second),
+		},
+	}
+	got, _ := json.Marshal(p)
+	wantJSON, _ := json.Marshal(want)
+	if string(got) != string(wantJSON) {
+		t.Errorf("parsed provider =\n%s\nwant\n%s", got, wantJSON)
+	}
+	// The secret stays a placeholder in the config (and so in caddy adapt's
+	// output); it is resolved at provisioning.
+	if !strings.Contains(string(got), `"client_secret":"{env.GRAPH_SECRET}"`) {
+		t.Errorf("client_secret was resolved while parsing: %s", got)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int{"16384": 16384, "512KiB": 512 << 10, "1MiB": 1 << 20, "64KB": 64 << 10, "2MB": 2 << 20} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "-1", "1GiB2", "KiB", "1.5MiB", "99999999999"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) = nil error; want one", in)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/engage-sso/engage-sso/caddymodule/identity"
+	samlsp "github.com/engage-sso/engage-sso/caddymodule/saml"
 )
 
 // labelRE is the syntax of provider labels and company ids: one lower-case
@@ -106,6 +107,48 @@ type Provider struct {
 	// start-up while it is on.
 	AllowSHA1 bool `json:"allow_sha1,omitempty"`
 
+	// ClockSkew is how far the IdP's clock may be from this server's when
+	// the dates of a SAML response are checked (IssueInstant, NotBefore,
+	// NotOnOrAfter). Default 3m, at most 1h. A response may also be up to
+	// 90s plus whatever clock_skew exceeds 3m older than its IssueInstant.
+	// Prefer fixing the clocks (NTP) to raising it.
+	ClockSkew caddy.Duration `json:"clock_skew,omitempty"`
+
+	// Encryption is "off" (default), "allowed" or "required": whether the
+	// IdP encrypts assertions (Azure's SAML token encryption). With
+	// "allowed" or "required" the provider's certificate is published in
+	// its SP metadata and at /sso/saml/{label}/certificate, for upload to
+	// Azure; encrypted assertions are decrypted. "required" also refuses
+	// unencrypted ones; "allowed" accepts both, for the switch-over.
+	Encryption string `json:"encryption,omitempty"`
+
+	// SignRequests signs the AuthnRequests (and logout requests) sent to
+	// the IdP, with RSA-SHA256, and publishes the signing certificate in the
+	// SP metadata. Turn it on when the Azure app's "Require verification
+	// certificates" is on, after uploading the provider's certificate there.
+	SignRequests bool `json:"sign_requests,omitempty"`
+
+	// SPCertFile and SPKeyFile are the PEM certificate and RSA private key
+	// this provider decrypts and signs with. Optional: without them, a key
+	// pair generated once per deployment and shared through the session
+	// store is used. Only needed when encryption or sign_requests is on.
+	SPCertFile string `json:"sp_cert_file,omitempty"`
+	SPKeyFile  string `json:"sp_key_file,omitempty"`
+
+	// MaxResponseSize is the largest POST (the form carrying the base64
+	// SAMLResponse) accepted at this provider's ACS, in bytes; a larger one
+	// is refused with 413 before it is read further. Default 262144 (256
+	// KiB), 16 KiB to 16 MiB; Azure's responses are a few KiB, more with
+	// many group claims.
+	MaxResponseSize int `json:"max_response_size,omitempty"`
+
+	// Graph, when set, resolves Azure's group overage through Microsoft
+	// Graph: a user in more than 150 groups gets a groups.link claim
+	// instead of the groups, and is refused unless Graph application
+	// credentials are configured here. The resolved groups are cached in
+	// the session store for the session lifetime. Only for mapping groups.
+	Graph *GraphConfig `json:"graph,omitempty"`
+
 	// DefaultPath is where users land after an IdP-initiated login, or when
 	// no return path was saved. Default "/".
 	DefaultPath string `json:"default_path,omitempty"`
@@ -114,6 +157,65 @@ type Provider struct {
 	// whose admins renamed Azure's claims. Empty fields use Azure's claim
 	// URIs.
 	Claims identity.ClaimNames `json:"claims,omitzero"`
+}
+
+// GraphConfig are the Microsoft Graph application credentials of a
+// provider, for resolving group overage. The Azure app registration needs
+// the Microsoft Graph application permission GroupMember.Read.All (or
+// User.Read.All), with admin consent.
+type GraphConfig struct {
+	// TenantID is the Azure tenant (directory) id. It must be the tenant
+	// of the users signing in through this provider: an overage claim from
+	// another tenant is refused.
+	TenantID string `json:"tenant_id"`
+
+	// ClientID is the app registration's application (client) id.
+	ClientID string `json:"client_id"`
+
+	// ClientSecret is the app registration's client secret. Write it as a
+	// placeholder, such as {env.GRAPH_CLIENT_SECRET}, to keep it out of
+	// the config.
+	ClientSecret string `json:"client_secret"`
+
+	// LoginURL is the Microsoft identity platform's base URL. Default
+	// https://login.microsoftonline.com (other clouds: see Microsoft's
+	// national cloud endpoints).
+	LoginURL string `json:"login_url,omitempty"`
+
+	// GraphURL is Microsoft Graph's base URL. Default
+	// https://graph.microsoft.com.
+	GraphURL string `json:"graph_url,omitempty"`
+
+	// Timeout bounds the whole lookup of one user's groups, token included.
+	// Default 10s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+}
+
+// encryptionMode parses Encryption.
+func (p *Provider) encryptionMode() (samlsp.EncryptionMode, error) {
+	switch strings.ToLower(strings.TrimSpace(p.Encryption)) {
+	case "", "off":
+		return samlsp.EncryptionOff, nil
+	case "allowed":
+		return samlsp.EncryptionAllowed, nil
+	case "required":
+		return samlsp.EncryptionRequired, nil
+	}
+	return 0, fmt.Errorf("%q is not an encryption mode: want off, allowed or required", p.Encryption)
+}
+
+// needsCredentials reports whether the provider needs an SP key pair.
+func (p *Provider) needsCredentials() bool {
+	m, err := p.encryptionMode()
+	return p.SignRequests || (err == nil && m != samlsp.EncryptionOff)
+}
+
+// maxResponseSize is the limit on the ACS POST body.
+func (p *Provider) maxResponseSize() int {
+	if p.MaxResponseSize > 0 {
+		return p.MaxResponseSize
+	}
+	return samlsp.DefaultMaxResponseBytes
 }
 
 // jit reports whether JIT provisioning is on.
@@ -160,6 +262,7 @@ func validateConfig(baseURL string, companies []*Company) error {
 	companyIDs := map[string]string{}
 	domains := map[string]string{}
 	labels := map[string]string{}
+	entityIDs := map[string]string{}
 	var errs []error
 	for i, c := range companies {
 		at := fmt.Sprintf("companies[%d]", i)
@@ -214,6 +317,17 @@ func validateConfig(baseURL string, companies []*Company) error {
 			if err := validateProvider(p); err != nil {
 				errs = append(errs, fmt.Errorf("%s (%s): %w", pat, p.Label, err))
 			}
+			// Two providers with one SP entityID would accept each other's
+			// assertions as far as the Audience goes.
+			eid := p.EntityID
+			if eid == "" && labelRE.MatchString(p.Label) {
+				eid = strings.TrimSuffix(baseURL, "/") + "/sso/saml/" + p.Label
+			}
+			if prev, dup := entityIDs[eid]; dup && eid != "" {
+				errs = append(errs, fmt.Errorf("%s.entity_id: %q is also the entity ID of %s; each provider needs its own", pat, eid, prev))
+			} else {
+				entityIDs[eid] = pat
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -252,6 +366,31 @@ func validateProvider(p *Provider) error {
 	}
 	if _, _, err := p.mapping(); err != nil {
 		return fmt.Errorf("roles: %w", err)
+	}
+	if p.ClockSkew < 0 || time.Duration(p.ClockSkew) > samlsp.MaxClockSkew {
+		return fmt.Errorf("clock_skew: %v is out of range: use up to %v (default %v), and fix the clocks (NTP) rather than allowing more", time.Duration(p.ClockSkew), samlsp.MaxClockSkew, samlsp.DefaultClockSkew)
+	}
+	if _, err := p.encryptionMode(); err != nil {
+		return fmt.Errorf("encryption: %w", err)
+	}
+	if (p.SPCertFile == "") != (p.SPKeyFile == "") {
+		return errors.New("sp_certificate: give both the certificate file and the key file")
+	}
+	if p.SPCertFile != "" && !p.needsCredentials() {
+		return errors.New("sp_certificate: the certificate is used only with encryption allowed or required, or sign_requests on; set one of them or remove it")
+	}
+	if g := p.Graph; g != nil {
+		switch {
+		case g.TenantID == "" || g.ClientID == "" || g.ClientSecret == "":
+			return errors.New("graph: tenant_id, client_id and client_secret are all required (a placeholder such as {env.GRAPH_CLIENT_SECRET} is empty when its environment variable is not set)")
+		case p.MappingMode == string(identity.MappingRoles):
+			return errors.New("graph: resolves group overage, which only matters with mapping groups")
+		case g.Timeout < 0:
+			return errors.New("graph: timeout must be positive")
+		}
+	}
+	if p.MaxResponseSize < 0 || (p.MaxResponseSize > 0 && p.MaxResponseSize < 16<<10) || p.MaxResponseSize > 16<<20 {
+		return fmt.Errorf("max_response_size: %d bytes is out of range: use 16KiB to 16MiB (default 256KiB)", p.MaxResponseSize)
 	}
 	if p.DefaultPath != "" && safeReturnPath(p.DefaultPath) != p.DefaultPath {
 		return fmt.Errorf("default_path: %q must be a local path starting with '/'", p.DefaultPath)

@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -228,6 +230,47 @@ func TestValidateConfig(t *testing.T) {
 			[]string{`companies[0].providers[0] (contoso): default_path: "//evil.example"`}},
 		{"default_path relative", base, func(cs []*Company) []*Company { cs[0].Providers[0].DefaultPath = "home"; return cs },
 			[]string{"companies[0].providers[0] (contoso): default_path: "}},
+		{"entity_id shared", base, func(cs []*Company) []*Company {
+			cs[1].Providers[0].EntityID = base + "/sso/saml/contoso"
+			return cs
+		}, []string{`companies[1].providers[0].entity_id: "https://engage.example.com/sso/saml/contoso" is also the entity ID of companies[0].providers[0]`}},
+		{"explicit entity_ids shared", base, func(cs []*Company) []*Company {
+			cs[0].Providers[0].EntityID, cs[1].Providers[1].EntityID = "spn:1234", "spn:1234"
+			return cs
+		}, []string{`companies[1].providers[1].entity_id: "spn:1234" is also the entity ID of companies[0].providers[0]`}},
+		{"clock_skew too large", base, func(cs []*Company) []*Company {
+			cs[0].Providers[0].ClockSkew = caddy.Duration(2 * time.Hour)
+			return cs
+		},
+			[]string{"(contoso): clock_skew: 2h0m0s is out of range"}},
+		{"bad encryption", base, func(cs []*Company) []*Company { cs[0].Providers[0].Encryption = "on"; return cs },
+			[]string{`(contoso): encryption: "on" is not an encryption mode`}},
+		{"sp_certificate without key", base, func(cs []*Company) []*Company {
+			cs[0].Providers[0].Encryption, cs[0].Providers[0].SPCertFile = "required", "sp.crt"
+			return cs
+		}, []string{"(contoso): sp_certificate: give both"}},
+		{"sp_certificate unused", base, func(cs []*Company) []*Company {
+			cs[0].Providers[0].SPCertFile, cs[0].Providers[0].SPKeyFile = "sp.crt", "sp.key"
+			return cs
+		}, []string{"(contoso): sp_certificate: the certificate is used only with"}},
+		{"max_response_size too small", base, func(cs []*Company) []*Company { cs[0].Providers[0].MaxResponseSize = 1000; return cs },
+			[]string{"(contoso): max_response_size: 1000 bytes is out of range"}},
+		{"graph without secret", base, func(cs []*Company) []*Company {
+			cs[0].Providers[0].Graph = &GraphConfig{TenantID: "t", ClientID: "c"}
+			return cs
+		}, []string{"(contoso): graph: tenant_id, client_id and client_secret are all required", "environment variable"}},
+		{"graph with roles mapping", base, func(cs []*Company) []*Company {
+			cs[0].Providers[0].Graph = &GraphConfig{TenantID: "t", ClientID: "c", ClientSecret: "s"}
+			cs[0].Providers[0].MappingMode = "roles"
+			return cs
+		}, []string{"(contoso): graph: resolves group overage, which only matters with mapping groups"}},
+		{"valid SAML options", base, func(cs []*Company) []*Company {
+			p := cs[0].Providers[0]
+			p.ClockSkew, p.Encryption, p.SignRequests, p.MaxResponseSize = caddy.Duration(10*time.Minute), "allowed", true, 1<<20
+			p.SPCertFile, p.SPKeyFile = "sp.crt", "sp.key"
+			p.Graph = &GraphConfig{TenantID: "t", ClientID: "c", ClientSecret: "s"}
+			return cs
+		}, nil},
 
 		{"every fault is reported", base, func(cs []*Company) []*Company {
 			cs[0].Providers[0].Label = "BAD"
@@ -263,12 +306,18 @@ func TestValidateConfig(t *testing.T) {
 
 func TestCompanyForEmail(t *testing.T) {
 	t.Parallel()
+	// Contoso EU has an Azure tenant of its own: a tenant belongs to one
+	// company.
+	euMetadata := filepath.Join(t.TempDir(), "eu.xml")
+	if err := os.WriteFile(euMetadata, testIdPFor(t, "0e7d2c11-6a4b-4f3e-8d2c-1b0a9f8e7d6c").Metadata(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	e := newEnv(t, envConfig{companies: func(md string) []*Company {
 		cs := testCompanies(md)
 		// An exact domain under another company's wildcard.
 		return append(cs, &Company{
 			ID: "contoso-eu", Domains: []string{"EU.Branch.Contoso.Example"},
-			Providers: []*Provider{{Label: "contoso-eu", MetadataFile: md, Roles: map[string][]string{"agent": {groupAgent}}}},
+			Providers: []*Provider{{Label: "contoso-eu", MetadataFile: euMetadata, Roles: map[string][]string{"agent": {groupAgent}}}},
 		})
 	}})
 	tests := []struct {

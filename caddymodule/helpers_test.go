@@ -39,6 +39,10 @@ var (
 
 const testTenant = "8b966979-910b-487c-a604-69229b1ac75c"
 
+// fabrikamTenant is Fabrikam's Azure tenant: a tenant (an IdP) belongs to
+// one company.
+const fabrikamTenant = "5d1c9a70-3f2b-4e8d-9c6a-7b0e1f2a3b4c"
+
 // idpKey is one RSA key for every test IdP: generating a key per test
 // would dominate the package's test time under -race.
 var idpKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
@@ -49,15 +53,21 @@ var idpKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
 // shared key.
 func testIdP(t testing.TB) *samltest.IdP {
 	t.Helper()
+	return testIdPFor(t, testTenant)
+}
+
+// testIdPFor returns the test IdP of tenant.
+func testIdPFor(t testing.TB, tenant string) *samltest.IdP {
+	t.Helper()
 	key, err := idpKey()
 	if err != nil {
 		t.Fatalf("generating the IdP key: %v", err)
 	}
 	now := time.Now()
 	return &samltest.IdP{
-		TenantID: testTenant,
-		EntityID: "https://sts.windows.net/" + testTenant + "/",
-		SSOURL:   "https://login.microsoftonline.com/" + testTenant + "/saml2",
+		TenantID: tenant,
+		EntityID: "https://sts.windows.net/" + tenant + "/",
+		SSOURL:   "https://login.microsoftonline.com/" + tenant + "/saml2",
 		Key:      key,
 		Cert:     samltest.SelfSignedCert(t, key, now.AddDate(-1, 0, 0), now.AddDate(3, 0, 0)),
 	}
@@ -115,7 +125,7 @@ type testStore struct {
 	failAll  atomic.Bool // every method fails
 	failSave atomic.Bool // SaveSession fails
 
-	saves, loads, deletes, savePendings, takes, marks atomic.Int32
+	saves, loads, deletes, savePendings, takes, marks, cachePuts, cacheGets atomic.Int32
 }
 
 func (s *testStore) err() error {
@@ -189,6 +199,22 @@ func (s *testStore) MarkAssertionUsed(ctx context.Context, id string, until time
 	return s.Store.MarkAssertionUsed(ctx, id, until)
 }
 
+func (s *testStore) PutCached(ctx context.Context, key string, data []byte, ttl time.Duration) error {
+	s.cachePuts.Add(1)
+	if err := s.err(); err != nil {
+		return err
+	}
+	return s.Store.PutCached(ctx, key, data, ttl)
+}
+
+func (s *testStore) GetCached(ctx context.Context, key string) ([]byte, error) {
+	s.cacheGets.Add(1)
+	if err := s.err(); err != nil {
+		return nil, err
+	}
+	return s.Store.GetCached(ctx, key)
+}
+
 func (s *testStore) Ping(ctx context.Context) error {
 	if err := s.err(); err != nil {
 		return err
@@ -198,7 +224,8 @@ func (s *testStore) Ping(ctx context.Context) error {
 
 // calls returns the number of store calls made so far.
 func (s *testStore) calls() int32 {
-	return s.saves.Load() + s.loads.Load() + s.deletes.Load() + s.savePendings.Load() + s.takes.Load() + s.marks.Load()
+	return s.saves.Load() + s.loads.Load() + s.deletes.Load() + s.savePendings.Load() + s.takes.Load() + s.marks.Load() +
+		s.cachePuts.Load() + s.cacheGets.Load()
 }
 
 // envConfig changes the default test deployment.
@@ -214,7 +241,8 @@ type envConfig struct {
 type testEnv struct {
 	app   *App
 	h     *Handler
-	idp   *samltest.IdP
+	idp   *samltest.IdP // Contoso's tenant, and any other company's but Fabrikam's
+	fab   *samltest.IdP // Fabrikam's tenant
 	clock *fakeClock
 	store *testStore
 	mem   *session.Memory // the store under testStore, for setup without counting
@@ -236,7 +264,23 @@ func newEnv(t testing.TB, cfg envConfig) *testEnv {
 		t.Fatal(err)
 	}
 
-	app := &App{BaseURL: cfg.baseURL, Companies: cfg.companies(mdFile)}
+	// Fabrikam signs in with its own tenant: the companies' metadata files
+	// name mdFile, which newEnv swaps for Fabrikam's file.
+	fab := testIdPFor(t, fabrikamTenant)
+	fabMetadata := fab.Metadata(t)
+	fabFile := filepath.Join(filepath.Dir(mdFile), "fabrikam-metadata.xml")
+	if err := os.WriteFile(fabFile, fabMetadata, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	companies := cfg.companies(mdFile)
+	for _, c := range companies {
+		for _, p := range c.Providers {
+			if c.ID == "fabrikam" && p.MetadataFile == mdFile {
+				p.MetadataFile = fabFile
+			}
+		}
+	}
+	app := &App{BaseURL: cfg.baseURL, Companies: companies}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
 	if err := app.Provision(ctx); err != nil {
@@ -261,8 +305,13 @@ func newEnv(t testing.TB, cfg envConfig) *testEnv {
 	app.now = clock.Now
 	app.minter.Now = clock.Now
 	idp.Now = clock.Now
+	fab.Now = clock.Now
 	for label, p := range app.providers {
-		if err := p.setMetadata(metadata); err != nil {
+		md, err := os.ReadFile(p.cfg.MetadataFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.setMetadata(md); err != nil {
 			t.Fatalf("provider %s: setMetadata() = %v", label, err)
 		}
 	}
@@ -277,7 +326,7 @@ func newEnv(t testing.TB, cfg envConfig) *testEnv {
 	if h.header == "" {
 		h.header = "X-Engage-Identity"
 	}
-	return &testEnv{app: app, h: h, idp: idp, clock: clock, store: store, mem: mem, logs: logs}
+	return &testEnv{app: app, h: h, idp: idp, fab: fab, clock: clock, store: store, mem: mem, logs: logs}
 }
 
 // newSession stores a session for the DefaultUser at Contoso, changed by
@@ -403,8 +452,8 @@ func (e *testEnv) startLogin(t testing.TB, label, rd string, cookies ...*http.Co
 	if err != nil {
 		t.Fatalf("Location: %v", err)
 	}
-	if got := loc.Scheme + "://" + loc.Host + loc.Path; got != e.idp.SSOURL {
-		t.Fatalf("GET %s redirected to %s; want the IdP's SSO URL %s", target, got, e.idp.SSOURL)
+	if got, want := loc.Scheme+"://"+loc.Host+loc.Path, e.idpFor(label).SSOURL; got != want {
+		t.Fatalf("GET %s redirected to %s; want the IdP's SSO URL %s", target, got, want)
 	}
 	return loginStart{result: res, relay: loc.Query().Get("RelayState"), requestID: authnRequestID(t, loc.Query().Get("SAMLRequest"))}
 }
@@ -438,12 +487,20 @@ func authnRequestID(t testing.TB, samlRequest string) string {
 // (zero: the DefaultUser), answering inResponseTo ("" for IdP-initiated).
 func (e *testEnv) samlResponse(t testing.TB, label, inResponseTo string, user samltest.User) string {
 	t.Helper()
-	return samltest.Encode(e.idp.Response(t, samltest.ResponseOptions{
+	return samltest.Encode(e.idpFor(label).Response(t, samltest.ResponseOptions{
 		Destination:  e.app.BaseURL + "/sso/saml/" + label + "/acs",
 		Audience:     e.app.BaseURL + "/sso/saml/" + label,
 		InResponseTo: inResponseTo,
 		User:         user,
 	}))
+}
+
+// idpFor returns the IdP of the provider label.
+func (e *testEnv) idpFor(label string) *samltest.IdP {
+	if p := e.app.providers[label]; p != nil && p.company.ID == "fabrikam" {
+		return e.fab
+	}
+	return e.idp
 }
 
 // postACS posts a SAMLResponse and RelayState to label's ACS.

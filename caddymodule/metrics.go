@@ -12,6 +12,7 @@ type metrics struct {
 	reg    *prometheus.Registry
 	logins *prometheus.CounterVec
 	denied *prometheus.CounterVec
+	graph  *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -27,6 +28,11 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Name:      "login_failures_total",
 			Help:      "Refused sign-in attempts, by provider and reason.",
 		}, []string{"provider", "reason"}),
+		graph: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "engage_sso",
+			Name:      "graph_group_lookups_total",
+			Help:      "Group overage resolutions, by provider and result (cached, fetched, error).",
+		}, []string{"provider", "result"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -36,6 +42,9 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		return nil, err
 	}
 	if m.denied, err = register(reg, m.denied); err != nil {
+		return nil, err
+	}
+	if m.graph, err = register(reg, m.graph); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -58,5 +67,6 @@ func (m *metrics) unregister() {
 	if m.reg != nil {
 		m.reg.Unregister(m.logins)
 		m.reg.Unregister(m.denied)
+		m.reg.Unregister(m.graph)
 	}
 }

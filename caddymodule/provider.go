@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/engage-sso/engage-sso/caddymodule/graph"
 	"github.com/engage-sso/engage-sso/caddymodule/identity"
 	samlsp "github.com/engage-sso/engage-sso/caddymodule/saml"
 )
@@ -31,11 +32,15 @@ type provider struct {
 	metadataURL string
 	sloURL      string
 
+	graph      *graph.Client // resolves group overage, or nil
+	encryption samlsp.EncryptionMode
+	creds      *samlsp.Credentials // the SP key pair, or nil when not needed
+
 	sp      atomic.Pointer[samlsp.SP]
 	lastErr atomic.Pointer[string]
 }
 
-func (a *App) newProvider(c *Company, p *Provider) (*provider, error) {
+func (a *App) newProvider(ctx context.Context, c *Company, p *Provider) (*provider, error) {
 	mapping, mode, err := p.mapping()
 	if err != nil {
 		return nil, err
@@ -59,6 +64,26 @@ func (a *App) newProvider(c *Company, p *Provider) (*provider, error) {
 	}
 	if prov.entityID == "" {
 		prov.entityID = a.BaseURL + "/sso/saml/" + p.Label
+	}
+	if prov.encryption, err = p.encryptionMode(); err != nil {
+		return nil, fmt.Errorf("encryption: %w", err)
+	}
+	if prov.creds, err = a.providerCredentials(ctx, p); err != nil {
+		return nil, err
+	}
+	if g := p.Graph; g != nil {
+		prov.graph, err = graph.New(graph.Config{
+			TenantID:     g.TenantID,
+			ClientID:     g.ClientID,
+			ClientSecret: g.ClientSecret,
+			LoginURL:     g.LoginURL,
+			GraphURL:     g.GraphURL,
+			Timeout:      time.Duration(g.Timeout),
+			Now:          a.now,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("graph: %w", err)
+		}
 	}
 	if p.AllowSHA1 {
 		a.logger.Warn("SHA-1 signed SAML responses are accepted for this provider; set the IdP's signing algorithm to SHA-256 and remove allow_sha1",
@@ -117,6 +142,18 @@ func (p *provider) setMetadata(data []byte) error {
 	if findings.Has(samlsp.CodeSignatureInvalid) {
 		return errors.New("the metadata's XML signature does not verify: the file was changed after the IdP signed it; download it again from the IdP")
 	}
+	// An IdP (an Azure tenant) belongs to one company: a provider of
+	// another company trusting the same IdP is a configuration mistake
+	// that would let one company's tenant sign its users in to the other.
+	for _, other := range p.app.providers {
+		if other == p || other.company.ID == p.company.ID {
+			continue
+		}
+		if osp := other.sp.Load(); osp != nil && osp.IdPEntityID() == md.EntityID {
+			return fmt.Errorf("the IdP %s is already the identity provider of provider %q of company %q; an Azure tenant belongs to one company, so remove it from the company it does not belong to",
+				md.EntityID, other.cfg.Label, other.company.ID)
+		}
+	}
 	sp, err := samlsp.New(samlsp.Config{
 		EntityID:          p.entityID,
 		ACSURL:            p.acsURL,
@@ -125,6 +162,11 @@ func (p *provider) setMetadata(data []byte) error {
 		IdP:               md,
 		AllowIdPInitiated: p.cfg.idpInitiated(),
 		AllowSHA1:         p.cfg.AllowSHA1,
+		ClockSkew:         time.Duration(p.cfg.ClockSkew),
+		Credentials:       p.creds,
+		Encryption:        p.encryption,
+		SignAuthnRequests: p.cfg.SignRequests,
+		MaxResponseBytes:  p.cfg.maxResponseSize(),
 		Replay:            p.app.store,
 		Now:               p.app.now,
 	})

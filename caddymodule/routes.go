@@ -21,9 +21,9 @@ import (
 	"github.com/engage-sso/engage-sso/caddymodule/session"
 )
 
-// maxACSBody bounds the POST to the ACS. Azure's responses are a few KiB,
-// up to ~20 KiB with 150 group IDs.
-const maxACSBody = 256 << 10
+// maxSLOBody bounds a logout message POSTed to the SLO endpoint. (The ACS
+// limit is the provider's max_response_size.)
+const maxSLOBody = 256 << 10
 
 // bindingCookieSuffix names the pre-auth cookie that binds a pending login
 // to the browser that started it (see startLogin).
@@ -47,6 +47,8 @@ func (h *Handler) serveSSO(w http.ResponseWriter, r *http.Request) error {
 			return h.methods(w, r, func(w http.ResponseWriter, r *http.Request) error { return h.spMetadata(w, r, label) }, http.MethodGet)
 		case "slo":
 			return h.methods(w, r, func(w http.ResponseWriter, r *http.Request) error { return h.slo(w, r, label) }, http.MethodGet, http.MethodPost)
+		case "certificate":
+			return h.methods(w, r, func(w http.ResponseWriter, r *http.Request) error { return h.spCertificate(w, r, label) }, http.MethodGet)
 		}
 	case p == "/sso/logout":
 		return h.methods(w, r, h.logout, http.MethodGet, http.MethodPost)
@@ -216,7 +218,7 @@ func (h *Handler) acs(w http.ResponseWriter, r *http.Request, label string) erro
 	if prov == nil || sp == nil {
 		return err
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
+	r.Body = http.MaxBytesReader(w, r.Body, int64(prov.cfg.maxResponseSize()))
 	if err := r.ParseForm(); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -280,7 +282,18 @@ func (h *Handler) acs(w http.ResponseWriter, r *http.Request, label string) erro
 		return h.loginFailed(w, r, prov, http.StatusBadRequest, string(samlsp.ReasonMalformed), err)
 	}
 
-	id, err := identity.Resolve(identity.Claims{NameID: a.NameID, Attributes: a.Attributes}, prov.policy)
+	claims, err := h.resolveOverage(r, prov, identity.Claims{NameID: a.NameID, Attributes: a.Attributes})
+	if err != nil {
+		var oe *overageError
+		if errors.As(err, &oe) && oe.reason == "store_unavailable" {
+			return h.fail(w, r, oe.status, oe.reason, err)
+		}
+		if errors.As(err, &oe) {
+			return h.loginFailed(w, r, prov, oe.status, oe.reason, err)
+		}
+		return h.loginFailed(w, r, prov, http.StatusInternalServerError, "graph_error", err)
+	}
+	id, err := identity.Resolve(claims, prov.policy)
 	if err != nil {
 		reason := "denied"
 		if d, ok := identity.IsDenied(err); ok {
@@ -372,6 +385,25 @@ func (h *Handler) spMetadata(w http.ResponseWriter, r *http.Request, label strin
 	w.Header().Set("Content-Type", "application/samlmetadata+xml")
 	w.Header().Set("Content-Disposition", `inline; filename="`+label+`-sp-metadata.xml"`)
 	_, err = w.Write(xml)
+	return err
+}
+
+// spCertificate serves the provider's SP certificate as a PEM ".cer" file,
+// for upload to Azure (Token encryption, or Verification certificates for
+// signed requests). 404 when the provider has none (encryption off and
+// requests unsigned).
+func (h *Handler) spCertificate(w http.ResponseWriter, r *http.Request, label string) error {
+	prov := h.app.providers[label]
+	if prov == nil {
+		return h.fail(w, r, http.StatusNotFound, "unknown_provider", fmt.Errorf("no provider %q", label))
+	}
+	if prov.creds == nil {
+		return h.fail(w, r, http.StatusNotFound, "no_certificate",
+			fmt.Errorf("provider %q has no SP certificate: encryption is off and requests are not signed", label))
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+label+`-engage-sso.cer"`)
+	_, err := w.Write(samlsp.CertificatePEM(prov.creds.Certificate))
 	return err
 }
 

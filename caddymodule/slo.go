@@ -186,7 +186,7 @@ func (h *Handler) slo(w http.ResponseWriter, r *http.Request, label string) erro
 			fmt.Errorf("provider %q: single logout is off: the IdP metadata has no HTTP-Redirect SingleLogoutService", label))
 	}
 	if r.Method == http.MethodPost {
-		r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
+		r.Body = http.MaxBytesReader(w, r.Body, maxSLOBody)
 		if err := r.ParseForm(); err != nil {
 			return h.sloRefused(w, r, prov, http.StatusBadRequest, string(samlsp.ReasonMalformed), err)
 		}

@@ -272,10 +272,11 @@ func TestLogoutResponse(t *testing.T) {
 func (e *testEnv) idpLogoutQuery(t *testing.T, label, nameID string, sessionIndexes ...string) (query, id string) {
 	t.Helper()
 	id = "_logout-" + newRandomID()
-	msg := e.idp.LogoutRequest(t, samltest.LogoutRequestOptions{
+	idp := e.idpFor(label)
+	msg := idp.LogoutRequest(t, samltest.LogoutRequestOptions{
 		Destination: e.sloURL(label), NameID: nameID, SessionIndexes: sessionIndexes, ID: id,
 	})
-	return e.idp.RedirectQuery(t, "SAMLRequest", msg, "idp-relay", true), id
+	return idp.RedirectQuery(t, "SAMLRequest", msg, "idp-relay", true), id
 }
 
 // checkLogoutResponse checks that res answers the LogoutRequest id with
@@ -472,7 +473,7 @@ func (s failingIndexStore) SavePending(ctx context.Context, key string, p *sessi
 func TestSLOEndpointWithoutSingleLogout(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envConfig{})
-	if err := e.app.providers["fabrikam-a"].setMetadata(e.idp.MetadataWith(t, samltest.MetadataOptions{NoSLO: true})); err != nil {
+	if err := e.app.providers["fabrikam-a"].setMetadata(e.fab.MetadataWith(t, samltest.MetadataOptions{NoSLO: true})); err != nil {
 		t.Fatal(err)
 	}
 	for target, want := range map[string]int{

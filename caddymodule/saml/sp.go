@@ -181,6 +181,7 @@ type SP struct {
 	entityID  string
 	acsURL    url.URL
 	ssoURL    string
+	idpID     string // the IdP's entityID
 	sloURL    string // this SP's SLO endpoint; "" when single logout is off
 	idpSLOURL string // the IdP's HTTP-Redirect SLO endpoint, or ""
 	replay    ReplayCache
@@ -296,6 +297,7 @@ func New(cfg Config) (*SP, error) {
 		entityID:  cfg.EntityID,
 		acsURL:    *acsURL,
 		ssoURL:    cfg.IdP.SSORedirectURL,
+		idpID:     cfg.IdP.EntityID,
 		sloURL:    cfg.SLOURL,
 		idpSLOURL: cfg.IdP.SLORedirectURL,
 		replay:    cfg.Replay,
@@ -312,6 +314,9 @@ func New(cfg Config) (*SP, error) {
 
 // EntityID returns the SP's entityID.
 func (sp *SP) EntityID() string { return sp.entityID }
+
+// IdPEntityID returns the entityID of the IdP the SP trusts.
+func (sp *SP) IdPEntityID() string { return sp.idpID }
 
 // ACSURL returns the assertion consumer service URL.
 func (sp *SP) ACSURL() string { return sp.acsURL.String() }

@@ -24,6 +24,9 @@ type User struct {
 	Surname   string
 	Groups    []string
 	Roles     []string
+	// Overage sends Azure's groups.link claim instead of Groups, as for a
+	// user in more than 150 groups.
+	Overage bool
 }
 
 // DefaultUser returns the user of responses whose options name none.
@@ -47,7 +50,13 @@ func (i *IdP) Attributes(u User) []Attribute {
 		{ClaimObjectID, []string{u.ObjectID}},
 		{ClaimDisplayName, []string{u.GivenName + " " + u.Surname}},
 	}
-	if len(u.Groups) > 0 {
+	switch {
+	case u.Overage:
+		// Over 150 groups, Azure sends a link to the user's groups in
+		// place of the groups claim.
+		attrs = append(attrs, Attribute{ClaimGroupsLink, []string{
+			"https://graph.windows.net/" + i.TenantID + "/users/" + u.ObjectID + "/getMemberObjects"}})
+	case len(u.Groups) > 0:
 		attrs = append(attrs, Attribute{ClaimGroups, u.Groups})
 	}
 	if len(u.Roles) > 0 {
