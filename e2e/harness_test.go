@@ -24,6 +24,7 @@ import (
 
 	_ "github.com/engage-sso/engage-sso/caddymodule"
 	"github.com/engage-sso/engage-sso/caddymodule/directory"
+	"github.com/engage-sso/engage-sso/caddymodule/graph/graphtest"
 	"github.com/engage-sso/engage-sso/caddymodule/saml/samltest"
 	"github.com/engage-sso/engage-sso/caddymodule/token"
 	_ "github.com/engage-sso/engage-sso/internal/demomodules"
@@ -41,6 +42,10 @@ type env struct {
 	// hold, so they can post crafted, really signed responses.
 	northwind *samltest.IdP
 	tailspin  *samltest.IdP
+	// Wingtip's IdP encrypts assertions, and its users' groups overflow
+	// into Microsoft Graph (graph is a local fake of it).
+	wingtip *samltest.IdP
+	graph   *graphtest.Server
 	// dir talks to the demo upstream's user hook as engage-sso does, with
 	// bearer tokens signed by the gateway's key (the tests wrote it).
 	dir *directory.Client
@@ -57,6 +62,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if theEnv != nil {
 		_ = caddy.Stop()
+		theEnv.graph.Close()
 	}
 	if tmpDir != "" {
 		_ = os.RemoveAll(tmpDir)
@@ -116,6 +122,25 @@ const caddyfileTmpl = `{
 				supervisor Engage.Supervisor
 				account_holder Engage.AccountHolder
 				default_path /welcome
+			}
+		}
+		company wingtip {
+			name Wingtip Toys
+			domains wingtip.example
+			provider wingtip {
+				metadata_file {WT_METADATA}
+				encryption required
+				clock_skew 10m
+				agent ` + wingtipAgents + `
+				supervisor ` + wingtipSupervisors + `
+				account_holder ` + wingtipAccountHolders + `
+				graph {
+					tenant_id ` + wingtipTenant + `
+					client_id ` + wingtipGraphClient + `
+					client_secret {env.ENGAGE_E2E_GRAPH_SECRET}
+					login_url {GRAPH}
+					graph_url {GRAPH}
+				}
 			}
 		}
 		company tailspin {
@@ -190,6 +215,17 @@ func newEnv(t testing.TB) (*env, error) {
 	if err := os.WriteFile(mdFile, e.northwind.Metadata(t), 0o600); err != nil {
 		return nil, err
 	}
+	e.wingtip = samltest.NewIdP(t, wingtipTenant)
+	wtFile := filepath.Join(tmpDir, "wingtip-metadata.xml")
+	if err := os.WriteFile(wtFile, e.wingtip.Metadata(t), 0o600); err != nil {
+		return nil, err
+	}
+	// The fake Graph outlives the test that starts the deployment; TestMain
+	// stops it.
+	e.graph = graphtest.Start(wingtipTenant, wingtipGraphClient, wingtipGraphSecret)
+	if err := os.Setenv("ENGAGE_E2E_GRAPH_SECRET", wingtipGraphSecret); err != nil {
+		return nil, err
+	}
 	e.tailspin = samltest.NewIdP(t, "3c2b1a09-8f7e-4d6c-9b5a-493827160504")
 	tsFile := filepath.Join(tmpDir, "tailspin-metadata.xml")
 	if err := os.WriteFile(tsFile, e.tailspin.Metadata(t), 0o600); err != nil {
@@ -225,6 +261,8 @@ func newEnv(t testing.TB) (*env, error) {
 		"{IDP}", e.idp,
 		"{NW_METADATA}", mdFile,
 		"{TS_METADATA}", tsFile,
+		"{WT_METADATA}", wtFile,
+		"{GRAPH}", e.graph.URL,
 		"{SIGNING_KEY}", keyFile,
 		"{DATA_FILE}", filepath.Join(tmpDir, "users.json"),
 	).Replace(caddyfileTmpl)

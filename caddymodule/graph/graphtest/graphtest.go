@@ -90,8 +90,17 @@ type reply struct {
 // is closed when the test ends.
 func New(t testing.TB, tenant, clientID, clientSecret string) *Server {
 	t.Helper()
+	s := Start(tenant, clientID, clientSecret)
+	s.t = t
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Start starts a fake that outlives any one test, for a deployment a test
+// package shares; the caller closes it. Its PageSize and Fail panic on
+// misuse instead of failing a test.
+func Start(tenant, clientID, clientSecret string) *Server {
 	s := &Server{
-		t:        t,
 		tenant:   tenant,
 		clientID: clientID,
 		secret:   clientSecret,
@@ -102,8 +111,20 @@ func New(t testing.TB, tenant, clientID, clientSecret string) *Server {
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
-	t.Cleanup(s.srv.Close)
 	return s
+}
+
+// Close stops the fake.
+func (s *Server) Close() { s.srv.Close() }
+
+// fatalf fails the test of a fake made by New, or panics for one made by
+// Start.
+func (s *Server) fatalf(format string, args ...any) {
+	if s.t == nil {
+		panic(fmt.Sprintf(format, args...))
+	}
+	s.t.Helper()
+	s.t.Fatalf(format, args...)
 }
 
 // SetGroups makes oid a known user whose transitive memberships are the
@@ -119,9 +140,8 @@ func (s *Server) SetGroups(oid string, groupIDs ...string) {
 // PageSize sets how many entries (groups, the role and the unit) a page
 // holds at most; the default is DefaultPageSize. A $top below it wins.
 func (s *Server) PageSize(n int) {
-	s.t.Helper()
 	if n < 1 {
-		s.t.Fatalf("graphtest: page size %d is not positive", n)
+		s.fatalf("graphtest: page size %d is not positive", n)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -135,15 +155,13 @@ func (s *Server) PageSize(n int) {
 // malformed page, a foreign @odata.nextLink) can be injected too. Use
 // AADErrorBody and GraphErrorBody for real error bodies.
 func (s *Server) Fail(step string, status int, body string) {
-	s.t.Helper()
 	s.FailWith(step, status, nil, body)
 }
 
 // FailWith is Fail with extra response headers, such as Retry-After.
 func (s *Server) FailWith(step string, status int, header http.Header, body string) {
-	s.t.Helper()
 	if step != StepToken && step != StepGraph {
-		s.t.Fatalf("graphtest: unknown step %q", step)
+		s.fatalf("graphtest: unknown step %q", step)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
