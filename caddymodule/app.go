@@ -193,6 +193,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 				p.MetadataURL = repl.ReplaceKnown(p.MetadataURL, "")
 				p.SPCertFile = repl.ReplaceKnown(p.SPCertFile, "")
 				p.SPKeyFile = repl.ReplaceKnown(p.SPKeyFile, "")
+				for i, f := range p.SPPreviousKeyFiles {
+					p.SPPreviousKeyFiles[i] = repl.ReplaceKnown(f, "")
+				}
 				if g := p.Graph; g != nil {
 					g.TenantID = repl.ReplaceKnown(g.TenantID, "")
 					g.ClientID = repl.ReplaceKnown(g.ClientID, "")

@@ -86,6 +86,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //				encryption       off|allowed|required
 //				sign_requests    on|off
 //				sp_certificate   <cert.pem> <key.pem>
+//				sp_previous_key  <key.pem...>
 //				max_response_size <bytes>[KiB|MiB]
 //				graph {
 //					tenant_id     <tenant id>
@@ -446,6 +447,11 @@ func unmarshalProvider(d *caddyfile.Dispenser, labels map[string]int) (*Provider
 				return nil, d.Errf("provider %q: sp_certificate: want <cert_file> <key_file> (PEM)", label)
 			}
 			p.SPCertFile, p.SPKeyFile = args[0], args[1]
+		case "sp_previous_key":
+			p.SPPreviousKeyFiles = d.RemainingArgs()
+			if len(p.SPPreviousKeyFiles) == 0 {
+				return nil, d.Errf("provider %q: sp_previous_key: give one or more PEM key files", label)
+			}
 		case "max_response_size":
 			var v string
 			if v, err = oneArg(d); err == nil {
@@ -463,7 +469,7 @@ func unmarshalProvider(d *caddyfile.Dispenser, labels map[string]int) (*Provider
 		case "claims":
 			err = unmarshalClaims(d, &p.Claims)
 		default:
-			err = d.Errf("unknown provider setting %q (want metadata_file, metadata_url, metadata_refresh, entity_id, mapping, agent, supervisor, account_holder, jit, idp_initiated, allow_sha1, clock_skew, encryption, sign_requests, sp_certificate, max_response_size, graph, default_path or claims)", key)
+			err = d.Errf("unknown provider setting %q (want metadata_file, metadata_url, metadata_refresh, entity_id, mapping, agent, supervisor, account_holder, jit, idp_initiated, allow_sha1, clock_skew, encryption, sign_requests, sp_certificate, sp_previous_key, max_response_size, graph, default_path or claims)", key)
 		}
 		if err != nil {
 			return nil, err

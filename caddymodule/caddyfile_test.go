@@ -188,6 +188,7 @@ func TestUnmarshalAppErrors(t *testing.T) {
 		{"bad clock skew", withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tclock_skew lots"), `clock_skew: invalid duration "lots"`, 8},
 		{"bad encryption", withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tencryption yes"), "want off, allowed or required", 8},
 		{"sp_certificate one file", withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tsp_certificate sp.crt"), "want <cert_file> <key_file>", 8},
+		{"sp_previous_key empty", withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tsp_previous_key"), "give one or more PEM key files", 8},
 		{"bad size", withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tmax_response_size big"), `"big" is not a size`, 8},
 		{"graph unknown", withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tgraph {\n\t\t\t\tsecret x\n\t\t\t}"), `unknown graph setting "secret"`, 9},
 		{"graph incomplete", withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tgraph {\n\t\t\t\tclient_id x\n\t\t\t}"), "graph needs tenant_id, client_id and client_secret", 8},
@@ -276,7 +277,7 @@ func TestProviderAllowSHA1Caddyfile(t *testing.T) {
 func TestProviderSAMLOptionsCaddyfile(t *testing.T) {
 	var a App
 	input := withProvider("\t\t\tmetadata_file x\n\t\t\tagent a\n\t\t\tclock_skew 5m\n\t\t\tencryption required\n\t\t\tsign_requests on\n" +
-		"\t\t\tsp_certificate /etc/engage/sp.crt /etc/engage/sp.key\n\t\t\tmax_response_size 512KiB\n" +
+		"\t\t\tsp_certificate /etc/engage/sp.crt /etc/engage/sp.key\n\t\t\tsp_previous_key /etc/engage/old1.key /etc/engage/old2.key\n\t\t\tmax_response_size 512KiB\n" +
 		"\t\t\tgraph {\n\t\t\t\ttenant_id 5d1c9a70-3f2b-4e8d-9c6a-7b0e1f2a3b4c\n\t\t\t\tclient_id 11111111-2222-3333-4444-555555555555\n" +
 		"\t\t\t\tclient_secret {env.GRAPH_SECRET}\n\t\t\t\tgraph_url https://graph.microsoft.us\n\t\t\t\ttimeout 5s\n\t\t\t}")
 	if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
@@ -287,6 +288,7 @@ func TestProviderSAMLOptionsCaddyfile(t *testing.T) {
 		Label: "contoso", MetadataFile: "x", Roles: map[string][]string{"agent": {"a"}},
 		ClockSkew: caddy.Duration(5 * time.Minute), Encryption: "required", SignRequests: true,
 		SPCertFile: "/etc/engage/sp.crt", SPKeyFile: "/etc/engage/sp.key", MaxResponseSize: 512 << 10,
+		SPPreviousKeyFiles: []string{"/etc/engage/old1.key", "/etc/engage/old2.key"},
 		Graph: &GraphConfig{
 			TenantID: "5d1c9a70-3f2b-4e8d-9c6a-7b0e1f2a3b4c", ClientID: "11111111-2222-3333-4444-555555555555",
 			ClientSecret: "{env.GRAPH_SECRET}", GraphURL: "https://graph.microsoft.us", Timeout: caddy.Duration(5 * time.Second),

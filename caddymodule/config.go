@@ -135,6 +135,11 @@ type Provider struct {
 	SPCertFile string `json:"sp_cert_file,omitempty"`
 	SPKeyFile  string `json:"sp_key_file,omitempty"`
 
+	// SPPreviousKeyFiles are PEM RSA keys that still decrypt assertions
+	// after sp_certificate changed, until the IdP encrypts to the new
+	// certificate. They are never published or used for signing.
+	SPPreviousKeyFiles []string `json:"sp_previous_key_files,omitempty"`
+
 	// MaxResponseSize is the largest POST (the form carrying the base64
 	// SAMLResponse) accepted at this provider's ACS, in bytes; a larger one
 	// is refused with 413 before it is read further. Default 262144 (256
@@ -375,6 +380,9 @@ func validateProvider(p *Provider) error {
 	}
 	if (p.SPCertFile == "") != (p.SPKeyFile == "") {
 		return errors.New("sp_certificate: give both the certificate file and the key file")
+	}
+	if len(p.SPPreviousKeyFiles) > 0 && p.SPCertFile == "" {
+		return errors.New("sp_previous_key: previous keys go with an sp_certificate, the current key pair")
 	}
 	if p.SPCertFile != "" && !p.needsCredentials() {
 		return errors.New("sp_certificate: the certificate is used only with encryption allowed or required, or sign_requests on; set one of them or remove it")

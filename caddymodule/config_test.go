@@ -253,6 +253,10 @@ func TestValidateConfig(t *testing.T) {
 			cs[0].Providers[0].SPCertFile, cs[0].Providers[0].SPKeyFile = "sp.crt", "sp.key"
 			return cs
 		}, []string{"(contoso): sp_certificate: the certificate is used only with"}},
+		{"sp_previous_key without sp_certificate", base, func(cs []*Company) []*Company {
+			cs[0].Providers[0].Encryption, cs[0].Providers[0].SPPreviousKeyFiles = "required", []string{"old.key"}
+			return cs
+		}, []string{"(contoso): sp_previous_key: previous keys go with an sp_certificate"}},
 		{"max_response_size too small", base, func(cs []*Company) []*Company { cs[0].Providers[0].MaxResponseSize = 1000; return cs },
 			[]string{"(contoso): max_response_size: 1000 bytes is out of range"}},
 		{"graph without secret", base, func(cs []*Company) []*Company {

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"os"
@@ -35,6 +36,7 @@ type provider struct {
 	graph      *graph.Client // resolves group overage, or nil
 	encryption samlsp.EncryptionMode
 	creds      *samlsp.Credentials // the SP key pair, or nil when not needed
+	prevKeys   []*rsa.PrivateKey   // sp_previous_key: decrypt only
 
 	sp      atomic.Pointer[samlsp.SP]
 	lastErr atomic.Pointer[string]
@@ -69,6 +71,9 @@ func (a *App) newProvider(ctx context.Context, c *Company, p *Provider) (*provid
 		return nil, fmt.Errorf("encryption: %w", err)
 	}
 	if prov.creds, err = a.providerCredentials(ctx, p); err != nil {
+		return nil, err
+	}
+	if prov.prevKeys, err = previousKeys(p); err != nil {
 		return nil, err
 	}
 	if g := p.Graph; g != nil {
@@ -164,6 +169,7 @@ func (p *provider) setMetadata(data []byte) error {
 		AllowSHA1:         p.cfg.AllowSHA1,
 		ClockSkew:         time.Duration(p.cfg.ClockSkew),
 		Credentials:       p.creds,
+		PreviousKeys:      p.prevKeys,
 		Encryption:        p.encryption,
 		SignAuthnRequests: p.cfg.SignRequests,
 		MaxResponseBytes:  p.cfg.maxResponseSize(),

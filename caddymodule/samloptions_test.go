@@ -252,3 +252,52 @@ func TestTenantBelongsToOneCompany(t *testing.T) {
 		t.Errorf("setMetadata(Fabrikam's tenant) for Fabrikam's second provider = %v", err)
 	}
 }
+
+// TestSPPreviousKey checks a certificate change: responses still encrypted
+// to the old certificate decrypt with sp_previous_key, and not without.
+func TestSPPreviousKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	var files [2][2]string // [old, new][cert, key]
+	var certs [2]*x509.Certificate
+	for i, name := range []string{"old", "new"} {
+		c, err := samlsp.GenerateCredentials(nil, name, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		certPEM, keyPEM, err := c.MarshalPEM()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[i] = [2]string{write(name+".crt", certPEM), write(name+".key", keyPEM)}
+		certs[i] = c.Certificate
+	}
+	for _, withPrevious := range []bool{true, false} {
+		e := newEnv(t, envConfig{companies: withContoso(func(p *Provider) {
+			p.Encryption, p.SPCertFile, p.SPKeyFile = "required", files[1][0], files[1][1]
+			if withPrevious {
+				p.SPPreviousKeyFiles = []string{files[0][1]}
+			}
+		})})
+		if got := e.certificateOf(t, "contoso"); !got.Equal(certs[1]) {
+			t.Fatal("the provider does not publish the new certificate")
+		}
+		if res := e.respond(t, "contoso", samltest.ResponseOptions{EncryptFor: certs[1]}); res.rec.Code != http.StatusSeeOther {
+			t.Errorf("response for the new certificate = %d %q; want 303", res.rec.Code, res.reason())
+		}
+		res := e.respond(t, "contoso", samltest.ResponseOptions{EncryptFor: certs[0]})
+		switch {
+		case withPrevious && res.rec.Code != http.StatusSeeOther:
+			t.Errorf("response for the old certificate with sp_previous_key = %d %q; want 303", res.rec.Code, res.reason())
+		case !withPrevious && (res.rec.Code != http.StatusForbidden || res.reason() != "decryption_failed"):
+			t.Errorf("response for the old certificate without sp_previous_key = %d %q; want 403 decryption_failed", res.rec.Code, res.reason())
+		}
+	}
+}

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -107,4 +108,21 @@ func (a *App) sharedSPCredentials(ctx context.Context) (*samlsp.Credentials, err
 		return c, nil
 	}
 	return nil, errors.New("the SP key pair kept changing while being read")
+}
+
+// previousKeys reads p's sp_previous_key files.
+func previousKeys(p *Provider) ([]*rsa.PrivateKey, error) {
+	var keys []*rsa.PrivateKey
+	for _, f := range p.SPPreviousKeyFiles {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("sp_previous_key: %w", err)
+		}
+		k, err := samlsp.ParsePrivateKey(data)
+		if err != nil {
+			return nil, fmt.Errorf("sp_previous_key %s: %w", f, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }

@@ -72,11 +72,25 @@ func ParseCredentials(certPEM, keyPEM []byte) (*Credentials, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the certificate: %w", err)
 	}
+	key, err := ParsePrivateKey(keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	if !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, errors.New("the certificate does not belong to the key: their public keys differ")
+	}
+	return &Credentials{Key: key, Certificate: cert}, nil
+}
+
+// ParsePrivateKey reads a PEM RSA private key (PKCS #1 "RSA PRIVATE KEY" or
+// PKCS #8 "PRIVATE KEY") of at least 2048 bits.
+func ParsePrivateKey(keyPEM []byte) (*rsa.PrivateKey, error) {
 	keyBlock, _ := pem.Decode(keyPEM)
 	if keyBlock == nil {
 		return nil, errors.New("the key file has no PEM block")
 	}
 	var key *rsa.PrivateKey
+	var err error
 	switch keyBlock.Type {
 	case "RSA PRIVATE KEY":
 		key, err = x509.ParsePKCS1PrivateKey(keyBlock.Bytes)
@@ -100,10 +114,7 @@ func ParseCredentials(certPEM, keyPEM []byte) (*Credentials, error) {
 	if key.N.BitLen() < 2048 {
 		return nil, fmt.Errorf("the RSA key has %d bits; use at least 2048", key.N.BitLen())
 	}
-	if !key.PublicKey.Equal(cert.PublicKey) {
-		return nil, errors.New("the certificate does not belong to the key: their public keys differ")
-	}
-	return &Credentials{Key: key, Certificate: cert}, nil
+	return key, nil
 }
 
 // MarshalPEM returns the certificate and the key (PKCS #8) as PEM.
