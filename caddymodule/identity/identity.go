@@ -90,24 +90,56 @@ func ParseMappingMode(s string) (MappingMode, error) {
 }
 
 // SplitIDs splits a list of Azure IDs as admins paste them: separated by '|'
-// (as in Azure-style admin UIs), ',' or white space. Empty items are dropped;
-// order is kept and duplicates removed.
+// (as in Azure-style admin UIs), ',' or line breaks and tabs. Spaces separate
+// items only between group object IDs (GUIDs): anything else with spaces in
+// it is one value, such as a group display name ("Engage Agents") when Azure
+// is set to send names. Items are trimmed, empty ones dropped; order is kept
+// and duplicates removed.
 func SplitIDs(s string) []string {
-	fields := strings.FieldsFunc(s, func(r rune) bool {
-		return r == '|' || r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r'
-	})
-	out := fields[:0]
-	seen := make(map[string]bool, len(fields))
-	for _, f := range fields {
-		if !seen[f] {
+	var out []string
+	seen := map[string]bool{}
+	add := func(f string) {
+		if f = strings.Join(strings.Fields(f), " "); f != "" && !seen[f] {
 			seen[f] = true
 			out = append(out, f)
 		}
 	}
-	if len(out) == 0 {
-		return nil
+	for _, item := range strings.FieldsFunc(s, func(r rune) bool {
+		return r == '|' || r == ',' || r == '\t' || r == '\n' || r == '\r'
+	}) {
+		words := strings.Fields(item)
+		allGUIDs := len(words) > 1
+		for _, w := range words {
+			allGUIDs = allGUIDs && isGUID(w)
+		}
+		if allGUIDs {
+			for _, w := range words {
+				add(w)
+			}
+			continue
+		}
+		add(item)
 	}
 	return out
+}
+
+// isGUID reports whether s is a GUID written 8-4-4-4-12 in hex digits.
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F'):
+			return false
+		}
+	}
+	return true
 }
 
 // RoleMapping maps each role to the Azure IDs (group object IDs or app role

@@ -93,7 +93,13 @@ func TestSplitIDs(t *testing.T) {
 		{"a|b", []string{"a", "b"}},
 		{" a | b |", []string{"a", "b"}},
 		{"a||b", []string{"a", "b"}},
-		{"a,b c\td\ne", []string{"a", "b", "c", "d", "e"}},
+		{"a,b\tc\nd", []string{"a", "b", "c", "d"}},
+		// Spaces separate object IDs, pasted as a list...
+		{"2f1c0b8e-6a52-4c3e-9d7f-1b2a3c4d5e01 2f1c0b8e-6a52-4c3e-9d7f-1b2a3c4d5e02",
+			[]string{"2f1c0b8e-6a52-4c3e-9d7f-1b2a3c4d5e01", "2f1c0b8e-6a52-4c3e-9d7f-1b2a3c4d5e02"}},
+		// ...but not the words of a group display name.
+		{"Engage Agents|Engage  Supervisors ", []string{"Engage Agents", "Engage Supervisors"}},
+		{"Engage Agents 2f1c0b8e-6a52-4c3e-9d7f-1b2a3c4d5e01", []string{"Engage Agents 2f1c0b8e-6a52-4c3e-9d7f-1b2a3c4d5e01"}},
 		{"a|b|a", []string{"a", "b"}},
 		{"|||", nil},
 	}
@@ -450,6 +456,29 @@ func TestIdentityName(t *testing.T) {
 	} {
 		if got := tt.id.Name(); got != tt.want {
 			t.Errorf("%+v.Name() = %q; want %q", tt.id, got, tt.want)
+		}
+	}
+}
+
+// TestGroupDisplayNames checks groups mode when Azure is set to send group
+// names (cloud-only display names, sAMAccountName) instead of object IDs.
+func TestGroupDisplayNames(t *testing.T) {
+	m := RoleMapping{
+		RoleAgent:      SplitIDs("Engage Agents"),
+		RoleSupervisor: SplitIDs("Engage Supervisors|CONTOSO\\engage-sup"),
+	}
+	tests := []struct {
+		values []string
+		want   Role
+	}{
+		{[]string{"Sales", "engage agents"}, RoleAgent},
+		{[]string{"Engage Agents", "Engage Supervisors"}, RoleSupervisor},
+		{[]string{"contoso\\ENGAGE-SUP"}, RoleSupervisor},
+		{[]string{"Engage", "Agents"}, RoleNone}, // the words of a name are not the name
+	}
+	for _, tt := range tests {
+		if got := m.Highest(tt.values); got != tt.want {
+			t.Errorf("Highest(%q) = %v; want %v", tt.values, got, tt.want)
 		}
 	}
 }
