@@ -69,6 +69,9 @@ type App struct {
 	tokens    *tokenCache
 	sessions  *sessionCache
 	providers map[string]*provider
+	// metadataMu serialises metadata changes across providers, so that
+	// the one-company-per-IdP check and the swap are atomic.
+	metadataMu *sync.Mutex
 	// spCreds is the shared SAML SP key pair, loaded when a provider
 	// first needs it.
 	spCreds *samlsp.Credentials
@@ -268,6 +271,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 	a.byDomain = map[string]*Company{}
 	a.providers = map[string]*provider{}
+	a.metadataMu = new(sync.Mutex)
 	for _, c := range a.Companies {
 		for _, d := range c.Domains {
 			d = strings.ToLower(strings.TrimSpace(d))

@@ -58,11 +58,11 @@ func (h *Handler) resolveOverage(r *http.Request, prov *provider, c identity.Cla
 		if linkOID != oid {
 			return c, denied("the groups.link names user %s but the objectidentifier claim is %s", linkOID, oid)
 		}
-		if tid := prov.cfg.Graph.TenantID; isGUID(tid) && !strings.EqualFold(linkTenant, tid) {
+		if tid := prov.cfg.Graph.TenantID; identity.IsGUID(tid) && !strings.EqualFold(linkTenant, tid) {
 			return c, denied("the groups.link is for tenant %s, but the Graph credentials are for tenant %s", linkTenant, tid)
 		}
 	}
-	if tid, claimed := prov.cfg.Graph.TenantID, firstValue(c.Attributes[names.TenantID]); isGUID(tid) && claimed != "" && !strings.EqualFold(claimed, tid) {
+	if tid, claimed := prov.cfg.Graph.TenantID, firstValue(c.Attributes[names.TenantID]); identity.IsGUID(tid) && claimed != "" && !strings.EqualFold(claimed, tid) {
 		return c, denied("the assertion is from tenant %s, but the Graph credentials are for tenant %s", claimed, tid)
 	}
 
@@ -130,24 +130,4 @@ func firstValue(vs []string) string {
 		}
 	}
 	return ""
-}
-
-// isGUID reports whether s looks like a GUID (8-4-4-4-12 hex digits).
-func isGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, r := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if r != '-' {
-				return false
-			}
-		default:
-			if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
-				return false
-			}
-		}
-	}
-	return true
 }

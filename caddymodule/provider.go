@@ -150,6 +150,8 @@ func (p *provider) setMetadata(data []byte) error {
 	// An IdP (an Azure tenant) belongs to one company: a provider of
 	// another company trusting the same IdP is a configuration mistake
 	// that would let one company's tenant sign its users in to the other.
+	p.app.metadataMu.Lock()
+	defer p.app.metadataMu.Unlock()
 	for _, other := range p.app.providers {
 		if other == p || other.company.ID == p.company.ID {
 			continue

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestSetMetadataRefusesAlteredSignedMetadata(t *testing.T) {
 	newProv := func() *provider {
 		return &provider{
 			cfg:         &Provider{Label: "contoso"},
-			app:         &App{logger: zap.NewNop(), now: time.Now, store: mem},
+			app:         &App{logger: zap.NewNop(), now: time.Now, store: mem, metadataMu: new(sync.Mutex)},
 			entityID:    "http://localhost:8080/sso/saml/contoso",
 			acsURL:      "http://localhost:8080/sso/saml/contoso/acs",
 			metadataURL: "http://localhost:8080/sso/saml/contoso/metadata",
@@ -75,7 +76,7 @@ func TestMetadataRefreshDropsACertificate(t *testing.T) {
 	t.Cleanup(func() { _ = mem.Close() })
 	p := &provider{
 		cfg:         &Provider{Label: "rollover", MetadataURL: srv.URL},
-		app:         &App{logger: zap.NewNop(), now: time.Now, store: mem},
+		app:         &App{logger: zap.NewNop(), now: time.Now, store: mem, metadataMu: new(sync.Mutex)},
 		entityID:    "http://localhost:8080/sso/saml/rollover",
 		acsURL:      "http://localhost:8080/sso/saml/rollover/acs",
 		metadataURL: "http://localhost:8080/sso/saml/rollover/metadata",

@@ -55,6 +55,10 @@ func (a *App) providerCredentials(ctx context.Context, p *Provider) (*samlsp.Cre
 			return nil, fmt.Errorf("loading the shared SAML SP key from the session store: %w", err)
 		}
 		a.spCreds = c
+		if ms, ok := a.storeMod.(*MemoryStore); ok && ms.Persist != nil && !*ms.Persist {
+			a.logger.Warn("the generated SAML SP key pair lives in memory only (store memory with persist off): it changes at every restart, and the IdP must then be given the new certificate; set sp_certificate, or persist on",
+				zap.String("provider", p.Label))
+		}
 	}
 	a.warnCertificateExpiry(p.Label, a.spCreds)
 	return a.spCreds, nil

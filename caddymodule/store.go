@@ -29,7 +29,8 @@ type MemoryStore struct {
 	MaxEntries int `json:"max_entries,omitempty"`
 
 	// Persist, when true (the default), keeps the store's blobs — the
-	// shared signing keys and dynamic configuration — in Caddy's storage
+	// shared signing keys, the generated SAML SP key pair and dynamic
+	// configuration — in Caddy's storage
 	// (its data directory unless configured otherwise), so they survive a
 	// restart. Sessions are never persisted: a restart signs everybody out.
 	Persist *bool `json:"persist,omitempty"`

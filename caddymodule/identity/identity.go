@@ -110,7 +110,7 @@ func SplitIDs(s string) []string {
 		words := strings.Fields(item)
 		allGUIDs := len(words) > 1
 		for _, w := range words {
-			allGUIDs = allGUIDs && isGUID(w)
+			allGUIDs = allGUIDs && IsGUID(w)
 		}
 		if allGUIDs {
 			for _, w := range words {
@@ -123,8 +123,9 @@ func SplitIDs(s string) []string {
 	return out
 }
 
-// isGUID reports whether s is a GUID written 8-4-4-4-12 in hex digits.
-func isGUID(s string) bool {
+// IsGUID reports whether s is a GUID written 8-4-4-4-12 in hex digits,
+// such as an Azure object or tenant id.
+func IsGUID(s string) bool {
 	if len(s) != 36 {
 		return false
 	}
