@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -135,4 +136,54 @@ func (e *env) me(t *testing.T, cookies []*http.Cookie) (me struct{ Email, Role, 
 		t.Fatalf("GET /api/me = %d, %v", resp.StatusCode, err)
 	}
 	return me
+}
+
+// TestStrictProviderSignsAndRequiresEncryption checks the contoso-strict
+// provider's Azure options as the dev IdP sees them: its AuthnRequests
+// carry a signature and its metadata offers an encryption certificate.
+// (The browser sign-ins through it, TestBrowserJITOffRefusesUnknownUser,
+// succeed only if the dev IdP verified that signature, as crewjam's IdP
+// does for an SP whose metadata says AuthnRequestsSigned, and encrypted
+// the assertion, since the provider refuses plain ones.)
+func TestStrictProviderSignsAndRequiresEncryption(t *testing.T) {
+	e := startEnv(t)
+	resp, err := noRedirect.Get(e.gateway + "/sso/login/contoso-strict")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, e.idp) || !strings.Contains(loc, "&Signature=") {
+		t.Errorf("GET /sso/login/contoso-strict = %d to %s; want a signed redirect to the dev IdP", resp.StatusCode, loc)
+	}
+	md, err := http.Get(e.gateway + "/sso/saml/contoso-strict/metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(md.Body)
+	md.Body.Close()
+	for _, want := range []string{`AuthnRequestsSigned="true"`, `use="encryption"`, `use="signing"`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("contoso-strict SP metadata lacks %s", want)
+		}
+	}
+
+	// The dev IdP refuses the request once its signature is broken.
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	sig := []byte(q.Get("Signature"))
+	sig[10] ^= 1
+	q.Set("Signature", string(sig))
+	u.RawQuery = q.Encode()
+	bad, err := noRedirect.Get(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Body.Close()
+	if bad.StatusCode < 400 {
+		t.Errorf("the dev IdP answered %d to an AuthnRequest with a broken signature; want a refusal", bad.StatusCode)
+	}
 }

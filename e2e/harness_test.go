@@ -99,6 +99,8 @@ const caddyfileTmpl = `{
 			domains contoso.com
 			provider contoso-strict {
 				metadata_url {IDP}/` + devidp.DemoTenantID + `/federationmetadata/2007-06/federationmetadata.xml
+				encryption required
+				sign_requests on
 				agent ` + devidp.GroupAgents + `
 				supervisor ` + devidp.GroupSupervisors + `
 				account_holder ` + devidp.GroupAccountHolders + `
@@ -177,6 +179,7 @@ const caddyfileTmpl = `{
 		base_url {IDP}
 		service_provider {GATEWAY}/sso/saml/contoso/metadata
 		service_provider {GATEWAY}/sso/saml/contoso-strict/metadata
+		encrypt_for {GATEWAY}/sso/saml/contoso-strict
 	}
 }
 `

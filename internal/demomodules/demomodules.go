@@ -46,6 +46,10 @@ type DevIdP struct {
 	// http://localhost:8080/sso/saml/contoso/metadata.
 	ServiceProviders []string `json:"service_providers,omitempty"`
 
+	// EncryptFor are the entity IDs of the SPs whose assertions it
+	// encrypts (Azure's token encryption, turned on for those apps).
+	EncryptFor []string `json:"encrypt_for,omitempty"`
+
 	srv *devidp.Server
 }
 
@@ -63,6 +67,7 @@ func (m *DevIdP) Provision(ctx caddy.Context) error {
 		BaseURL:          m.BaseURL,
 		TenantID:         m.TenantID,
 		ServiceProviders: m.ServiceProviders,
+		EncryptFor:       m.EncryptFor,
 		Logger:           ctx.Logger(),
 	})
 	if err != nil {
@@ -86,6 +91,7 @@ func (m *DevIdP) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.H
 //		base_url         <url>
 //		tenant_id        <guid>
 //		service_provider <sp metadata url>...
+//		encrypt_for      <sp entity id>...
 //	}
 func (m *DevIdP) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
@@ -108,8 +114,14 @@ func (m *DevIdP) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			m.ServiceProviders = append(m.ServiceProviders, args...)
+		case "encrypt_for":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			m.EncryptFor = append(m.EncryptFor, args...)
 		default:
-			return d.Errf("unknown engage_dev_idp setting %q (want base_url, tenant_id or service_provider)", d.Val())
+			return d.Errf("unknown engage_dev_idp setting %q (want base_url, tenant_id, service_provider or encrypt_for)", d.Val())
 		}
 	}
 	if m.BaseURL == "" {

@@ -530,3 +530,39 @@ func TestUnsupportedACSBinding(t *testing.T) {
 		t.Errorf("request for an HTTP-Artifact ACS: status = %d; want 400, %q and no sign-in form; body:\n%s", status, "Unsupported request", body)
 	}
 }
+
+// TestEncryptFor checks token encryption for an SP named in EncryptFor: the
+// assertion arrives encrypted the way Azure encrypts (AES-256-CBC, RSA-OAEP)
+// and decrypts to the signed assertion.
+func TestEncryptFor(t *testing.T) {
+	t.Parallel()
+	ln := listen(t)
+	spURL := "http://" + ln.Addr().String() + "/saml/metadata"
+	idp := newTestIdP(t, Config{ServiceProviders: []string{spURL}, EncryptFor: []string{spURL}})
+	tsp := startTestSP(t, idp, ln)
+
+	requestID, status, body := startSSO(t, idp, tsp, saml.HTTPRedirectBinding, "relay", nil)
+	if status != http.StatusOK {
+		t.Fatalf("AuthnRequest status = %d\n%s", status, body)
+	}
+	resp, body := signIn(t, idp, body, "adele.vance@contoso.com", DemoPassword)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in status = %d\n%s", resp.StatusCode, body)
+	}
+	posted := parsePostForm(t, body)
+	for _, want := range []string{"EncryptedAssertion", "http://www.w3.org/2001/04/xmlenc#aes256-cbc", "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"} {
+		if !strings.Contains(string(posted.xml), want) {
+			t.Errorf("response lacks %s", want)
+		}
+	}
+	if strings.Contains(string(posted.xml), "adele.vance@contoso.com") {
+		t.Error("the user's email is readable in the encrypted response")
+	}
+	assertion, err := tsp.sp.ParseXMLResponse(posted.xml, []string{requestID}, tsp.sp.AcsURL)
+	if err != nil {
+		t.Fatalf("ParseXMLResponse: %v", parseErr(err))
+	}
+	if assertion.Subject == nil || assertion.Subject.NameID == nil || assertion.Subject.NameID.Value != "adele.vance@contoso.com" {
+		t.Errorf("decrypted assertion subject = %+v; want adele.vance@contoso.com", assertion.Subject)
+	}
+}

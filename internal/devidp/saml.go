@@ -2,10 +2,14 @@ package devidp
 
 import (
 	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/beevik/etree"
@@ -210,9 +214,9 @@ func (g samlGlue) MakeAssertion(req *saml.IdpAuthnRequest, session *saml.Session
 }
 
 // WriteResponse implements saml.ResponseWriter. Like Azure by default, it
-// signs the assertion only, never encrypts it (the SP's metadata may offer
-// an encryption key; Azure encrypts only when an admin uploads one), and
-// leaves the Response unsigned. An error Response that crewjam has already
+// signs the assertion only and leaves the Response unsigned. For the SPs
+// of Config.EncryptFor it encrypts the assertion, as Azure does once an
+// admin has uploaded the SP's certificate under Token encryption. An error Response that crewjam has already
 // made is sent as it is. Only the HTTP-POST binding is supported, as by
 // Azure.
 func (g samlGlue) WriteResponse(w http.ResponseWriter, req *saml.IdpAuthnRequest) error {
@@ -266,6 +270,21 @@ func (s *Server) makeResponse(req *saml.IdpAuthnRequest) (*etree.Element, error)
 	assertionEl, err := req.Assertion.CanonicalElement()
 	if err != nil {
 		return nil, fmt.Errorf("make response: %w", err)
+	}
+	if req.ServiceProviderMetadata != nil && s.encrypt[req.ServiceProviderMetadata.EntityID] {
+		cert := spEncryptionCert(req.SPSSODescriptor)
+		if cert == nil {
+			return nil, fmt.Errorf("token encryption is on for %s, but its metadata offers no RSA encryption certificate", req.ServiceProviderMetadata.EntityID)
+		}
+		data, err := azureEncrypter().Encrypt(cert, []byte(canonicalString(assertionEl)), nil)
+		if err != nil {
+			return nil, fmt.Errorf("encrypt assertion: %w", err)
+		}
+		data.CreateAttr("Type", "http://www.w3.org/2001/04/xmlenc#Element")
+		encrypted := etree.NewElement("EncryptedAssertion")
+		encrypted.CreateAttr("xmlns", "urn:oasis:names:tc:SAML:2.0:assertion")
+		encrypted.AddChild(data)
+		assertionEl = encrypted
 	}
 	req.AssertionEl = assertionEl
 
@@ -329,4 +348,37 @@ func (s *Server) buildMetadata() ([]byte, error) {
 		return nil, fmt.Errorf("build metadata: %w", err)
 	}
 	return append([]byte(xml.Header), out...), nil
+}
+
+// spEncryptionCert returns the first encryption certificate (RSA) the SP's
+// metadata offers, or nil.
+func spEncryptionCert(sp *saml.SPSSODescriptor) *x509.Certificate {
+	if sp == nil {
+		return nil
+	}
+	for _, kd := range sp.KeyDescriptors {
+		if kd.Use != "encryption" {
+			continue
+		}
+		for _, c := range kd.KeyInfo.X509Data.X509Certificates {
+			der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(c.Data), ""))
+			if err != nil {
+				continue
+			}
+			if cert, err := x509.ParseCertificate(der); err == nil {
+				if _, ok := cert.PublicKey.(*rsa.PublicKey); ok {
+					return cert
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// canonicalString writes el as an XML document without declaration.
+func canonicalString(el *etree.Element) string {
+	doc := etree.NewDocument()
+	doc.SetRoot(el.Copy())
+	out, _ := doc.WriteToString()
+	return out
 }
