@@ -78,12 +78,17 @@ func FuzzParseResponse(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	// Encryption is allowed, so that the decryption of EncryptedAssertions
+	// is fuzzed too.
+	creds := testCredentials()[0]
 	sp, err := New(Config{
-		EntityID: spEntityID,
-		ACSURL:   spACS,
-		IdP:      md,
-		Replay:   &memReplay{},
-		Now:      func() time.Time { return fuzzNow },
+		EntityID:    spEntityID,
+		ACSURL:      spACS,
+		IdP:         md,
+		Replay:      &memReplay{},
+		Now:         func() time.Time { return fuzzNow },
+		Credentials: creds,
+		Encryption:  EncryptionAllowed,
 	})
 	if err != nil {
 		f.Fatal(err)
@@ -101,6 +106,13 @@ func FuzzParseResponse(f *testing.F) {
 	f.Add(idp.Response(f, valid))
 	f.Add([]byte(samltest.Encode(idp.Response(f, valid))))
 	f.Add(idp.Response(f, samltest.ResponseOptions{Destination: spACS, Audience: spEntityID}))
+	// Encrypted to the SP's certificate (generated per run, so not in
+	// testdata): decryption works, then the request ID refuses it.
+	encrypted := valid
+	encrypted.SignResponse, encrypted.EncryptFor = false, creds.Certificate
+	f.Add(idp.Response(f, encrypted))
+	encrypted.EncryptGCM = true
+	f.Add(idp.Response(f, encrypted))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, samlResponse := range []string{string(data), base64.StdEncoding.EncodeToString(data)} {
