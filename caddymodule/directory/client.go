@@ -10,10 +10,11 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/engage-sso/engage-sso/internal/retry"
 )
 
 const (
@@ -223,19 +224,8 @@ func transportError(err error, timeout time.Duration, actx context.Context) erro
 // retryAfter parses a Retry-After header: delay-seconds or an HTTP date. It
 // returns 0 when there is none or it cannot be parsed.
 func (c *Client) retryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(c.now()); d > 0 {
-			return d
-		}
-	}
-	return 0
+	d, _ := retry.ParseRetryAfter(v, c.now())
+	return d
 }
 
 // parseErrorBody returns the code and message of an error body, sanitised:

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/engage-sso/engage-sso/internal/retry"
 )
 
 // TestFailures scripts the hook's answers per attempt and checks what the
@@ -282,7 +284,7 @@ func TestCancelDuringBackoff(t *testing.T) {
 		cfg.Backoff = func(int) time.Duration { return time.Hour }
 		cfg.Sleep = func(ctx context.Context, d time.Duration) error {
 			entered <- d
-			return sleep(ctx, d) // the real timer
+			return retry.Sleep(ctx, d) // the real timer
 		}
 	})
 	go func() {

@@ -35,6 +35,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/engage-sso/engage-sso/internal/retry"
 )
 
 // The roles a user can have, lowest first.
@@ -252,7 +254,7 @@ func New(cfg Config) (*Client, error) {
 		c.backoff = c.defaultBackoff
 	}
 	if c.sleep == nil {
-		c.sleep = sleep
+		c.sleep = retry.Sleep
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -314,21 +316,6 @@ func (e *Error) Unwrap() []error {
 		errs = append(errs, e.Err)
 	}
 	return errs
-}
-
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // defaultBackoff is exponential backoff from 100ms with full jitter, at most

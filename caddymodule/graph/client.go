@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/engage-sso/engage-sso/internal/retry"
 )
 
 // groupType is the @odata.type of the entries MemberGroups keeps.
@@ -401,7 +403,7 @@ func (c *Client) do(ctx context.Context, cl *call, step string, build func(conte
 			return a, nil
 		}
 		cl.throttled++
-		if err := sleep(ctx, wait); err != nil {
+		if err := retry.Sleep(ctx, wait); err != nil {
 			return answer{}, c.fail(&Error{Step: step, Status: a.status, Kind: ErrUnavailable,
 				Err: fmt.Errorf("waiting to retry: %w", err)}, secrets...)
 		}
@@ -438,38 +440,10 @@ func readAnswer(resp *http.Response, limit int64) (answer, error) {
 // retryAfter returns the wait a Retry-After header asks for, in seconds or
 // as an HTTP date; defaultRetryAfter if it is missing or unusable.
 func retryAfter(h http.Header) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return defaultRetryAfter
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return defaultRetryAfter
-		}
-		if secs > 24*3600 {
-			secs = 24 * 3600
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
+	if d, ok := retry.ParseRetryAfter(h.Get("Retry-After"), time.Now()); ok {
+		return d
 	}
 	return defaultRetryAfter
-}
-
-// sleep waits for d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // fail cleans e's texts, taken from answers, of control characters, the

@@ -686,35 +686,6 @@ func TestThrottleWaits(t *testing.T) {
 	}
 }
 
-// TestSleep checks that sleep waits and gives up when the context ends.
-func TestSleep(t *testing.T) {
-	t.Parallel()
-	live := context.Background()
-	done, cancel := context.WithCancel(context.Background())
-	cancel()
-	tests := []struct {
-		name    string
-		ctx     context.Context
-		d       time.Duration
-		wantErr bool
-	}{
-		{"no wait", live, 0, false},
-		{"short wait", live, time.Millisecond, false},
-		{"no wait, context ended", done, 0, true},
-		{"long wait, context ended", done, time.Hour, true},
-	}
-	for _, tt := range tests {
-		start := time.Now()
-		err := sleep(tt.ctx, tt.d)
-		if (err != nil) != tt.wantErr {
-			t.Errorf("%s: err = %v, want error %v", tt.name, err, tt.wantErr)
-		}
-		if time.Since(start) > time.Minute {
-			t.Errorf("%s: did not return", tt.name)
-		}
-	}
-}
-
 // TestCheckNextLink checks next links against an https Graph base with a
 // path, as behind a proxy.
 func TestCheckNextLink(t *testing.T) {
