@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"io"
 	"net/http"
@@ -101,7 +100,7 @@ func TestWingtipEncryptedAndOverage(t *testing.T) {
 			t.Fatalf("overage response = %d; want 303 and a session\n%s", res.status, res.body)
 		}
 		// The upstream sees the role Graph's groups map to.
-		if me := e.me(t, res.cookies); me.Email != "olga@wingtip.example" || me.Role != "account_holder" || me.Company != "wingtip" {
+		if me := getMe(t, e, res.cookies); me.Email != "olga@wingtip.example" || me.Role != "account_holder" || me.Company != "wingtip" {
 			t.Errorf("GET /api/me = %+v; want olga@wingtip.example, account_holder at wingtip", me)
 		}
 		var signedIn bool
@@ -118,24 +117,6 @@ func TestWingtipEncryptedAndOverage(t *testing.T) {
 			t.Errorf("Graph calls = %d token, %d groups; want both used", tok, graphCalls)
 		}
 	})
-}
-
-// me asks the upstream who the session's user is.
-func (e *env) me(t *testing.T, cookies []*http.Cookie) (me struct{ Email, Role, Company, Provider string }) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, e.gateway+"/api/me", nil)
-	for _, c := range cookies {
-		req.AddCookie(c)
-	}
-	resp, err := noRedirect.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&me); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /api/me = %d, %v", resp.StatusCode, err)
-	}
-	return me
 }
 
 // TestStrictProviderSignsAndRequiresEncryption checks the contoso-strict
