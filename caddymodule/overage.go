@@ -43,14 +43,14 @@ func (h *Handler) resolveOverage(r *http.Request, prov *provider, c identity.Cla
 	if prov.graph == nil || prov.policy.Mode == identity.MappingRoles || len(c.Attributes[names.Groups]) > 0 {
 		return c, nil
 	}
-	link := firstValue(c.Attributes[names.GroupsLink])
+	link := c.First(names.GroupsLink)
 	if link == "" {
 		return c, nil
 	}
 	denied := func(format string, args ...any) error {
 		return &overageError{reason: "graph_error", status: http.StatusForbidden, err: fmt.Errorf(format, args...)}
 	}
-	oid := strings.ToLower(firstValue(c.Attributes[names.ObjectID]))
+	oid := strings.ToLower(c.First(names.ObjectID))
 	if oid == "" {
 		return c, denied("the assertion has a groups.link but no objectidentifier claim to look the user up by")
 	}
@@ -62,7 +62,7 @@ func (h *Handler) resolveOverage(r *http.Request, prov *provider, c identity.Cla
 			return c, denied("the groups.link is for tenant %s, but the Graph credentials are for tenant %s", linkTenant, tid)
 		}
 	}
-	if tid, claimed := prov.cfg.Graph.TenantID, firstValue(c.Attributes[names.TenantID]); identity.IsGUID(tid) && claimed != "" && !strings.EqualFold(claimed, tid) {
+	if tid, claimed := prov.cfg.Graph.TenantID, c.First(names.TenantID); identity.IsGUID(tid) && claimed != "" && !strings.EqualFold(claimed, tid) {
 		return c, denied("the assertion is from tenant %s, but the Graph credentials are for tenant %s", claimed, tid)
 	}
 
@@ -121,13 +121,4 @@ func graphFailure(err error) error {
 	default:
 		return &overageError{reason: "graph_error", status: http.StatusForbidden, err: err}
 	}
-}
-
-func firstValue(vs []string) string {
-	for _, v := range vs {
-		if v = strings.TrimSpace(v); v != "" {
-			return v
-		}
-	}
-	return ""
 }

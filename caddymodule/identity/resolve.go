@@ -65,7 +65,9 @@ type Claims struct {
 	Attributes map[string][]string
 }
 
-func (c Claims) first(name string) string {
+// First returns the first non-blank value of the attribute name, trimmed,
+// or "".
+func (c Claims) First(name string) string {
 	for _, v := range c.Attributes[name] {
 		if v = strings.TrimSpace(v); v != "" {
 			return v
@@ -181,7 +183,7 @@ func Resolve(c Claims, p Policy) (Identity, error) {
 	switch p.Mode {
 	case MappingGroups, "":
 		values = c.Attributes[names.Groups]
-		if len(values) == 0 && c.first(names.GroupsLink) != "" {
+		if len(values) == 0 && c.First(names.GroupsLink) != "" {
 			return Identity{}, &DeniedError{Reason: ReasonGroupOverage, Email: email,
 				Detail: "assertion has a groups.link instead of groups (user is in more than 150 groups)"}
 		}
@@ -198,14 +200,14 @@ func Resolve(c Claims, p Policy) (Identity, error) {
 	}
 	return Identity{
 		Email:       email,
-		GivenName:   c.first(names.GivenName),
-		FamilyName:  c.first(names.Surname),
-		DisplayName: c.first(names.DisplayName),
+		GivenName:   c.First(names.GivenName),
+		FamilyName:  c.First(names.Surname),
+		DisplayName: c.First(names.DisplayName),
 		Role:        role,
 		Company:     p.Company,
 		Provider:    p.Provider,
-		ObjectID:    c.first(names.ObjectID),
-		TenantID:    c.first(names.TenantID),
+		ObjectID:    c.First(names.ObjectID),
+		TenantID:    c.First(names.TenantID),
 	}, nil
 }
 
@@ -219,7 +221,7 @@ func modeName(m MappingMode) string {
 // pickEmail returns the first of the email claim, the UPN and the NameID that
 // is a plain valid address, lower-cased.
 func pickEmail(c Claims, names ClaimNames) (string, error) {
-	candidates := []string{c.first(names.Email), c.first(names.UPN), strings.TrimSpace(c.NameID)}
+	candidates := []string{c.First(names.Email), c.First(names.UPN), strings.TrimSpace(c.NameID)}
 	var firstBad string
 	for _, cand := range candidates {
 		if cand == "" {
